@@ -1,0 +1,218 @@
+"""Loss matrices, OOD generalization (std across domains) and its shift, from long-form results tables.
+
+Pure numpy + stdlib: runs on any results table in seconds, with neither torch nor abTEM.
+
+Definitions (reduce = median or mean over every model of a cell: seeds, runs, conditions):
+- ``P[i, j]``: loss on domain j of the models pretrained on i.
+- ``A[i, t, j]``: loss on domain j after pretraining on i and transferring to t.
+- ``T[i, t] = A[i, t, t]``, with the diagonal convention ``T[i, i] = P[i, i]``.
+- ``PG[i]``: population std (ddof 0) of ``P[i, :]`` over the domains not excluded.
+- ``TG[i, t]``: the same for ``A[i, t, :]``; ``TG[i, i] = PG[i]``.
+- ``shift[i, t] = TG[i, t] - PG[i]`` (negative: OOD generalization improved by the transfer).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+REQUIRED_COLUMNS = ("run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric", "value")
+
+
+class ResultsError(ValueError):
+    """A results table is unreadable or lacks what aggregation needs; the message names the file."""
+
+
+def read_results(path: str | Path) -> list[dict]:
+    """Rows of a long-form results table (CSV, JSON list of rows, or Parquet)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsError(f"{path}: results table not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            with open(path, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        elif suffix == ".json":
+            data = json.loads(path.read_text())
+            rows = data["rows"] if isinstance(data, dict) and "rows" in data else data
+        elif suffix in (".parquet", ".pq"):
+            try:
+                import pyarrow.parquet as pq
+            except ImportError as exc:
+                raise ResultsError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from exc
+            rows = pq.read_table(path).to_pylist()
+        else:
+            raise ResultsError(f"{path}: unsupported results format {suffix!r} (use .csv, .json or .parquet)")
+    except (OSError, json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot read results table: {exc}") from exc
+    if not isinstance(rows, list):
+        raise ResultsError(f"{path}: expected a list of row objects")
+    for k, row in enumerate(rows):
+        missing = [c for c in REQUIRED_COLUMNS if c not in row]
+        if missing:
+            raise ResultsError(f"{path}: row {k} lacks columns {missing}")
+        try:
+            row["value"] = float(row["value"])
+        except (TypeError, ValueError) as exc:
+            raise ResultsError(f"{path}: row {k}: value {row['value']!r} is not a number") from exc
+        if not math.isfinite(row["value"]):
+            raise ResultsError(f"{path}: row {k}: value is not finite")
+    return rows
+
+
+def _keep(row: dict, filters: dict) -> bool:
+    for col, allowed in filters.items():
+        allowed = allowed if isinstance(allowed, list) else [allowed]
+        if str(row.get(col)) not in {str(a) for a in allowed}:
+            return False
+    return True
+
+
+def aggregate(rows: list[dict], domains: list[str], pretrain_domains: list[str], *, metric: str = "paper_loss",
+              reduce: str = "median", exclude_from_std: list[str] = (), filters: dict | None = None) -> dict:
+    """Matrices as numpy arrays (NaN where no model exists) plus bookkeeping."""
+    red = {"median": np.median, "mean": np.mean}[reduce]
+    dom_index = {d: k for k, d in enumerate(domains)}
+    pre_index = {d: k for k, d in enumerate(pretrain_domains)}
+    unknown = sorted({r["eval_domain"] for r in rows} - set(domains))
+    if unknown:
+        raise ResultsError(f"results name evaluation domains {unknown} that are not declared in params domains")
+    cells_p: dict = defaultdict(list)
+    cells_a: dict = defaultdict(list)
+    pooled: dict = defaultdict(set)
+    for r in rows:
+        if r["metric"] != metric or not _keep(r, filters or {}):
+            continue
+        p, t, j = r["pretrain_domain"], r["target_domain"], r["eval_domain"]
+        if p not in pre_index:
+            continue
+        for col in ("seed", "freeze", "n_transfer", "lr_pretrain", "lr_transfer", "experiment"):
+            if r.get(col) not in (None, ""):
+                pooled[col].add(str(r[col]))
+        if r["stage"] == "pretrain":
+            cells_p[(pre_index[p], dom_index[j])].append(r["value"])
+        elif r["stage"] == "transfer":
+            if t not in dom_index:
+                raise ResultsError(f"results name transfer target {t!r} that is not a declared domain")
+            cells_a[(pre_index[p], dom_index[t], dom_index[j])].append(r["value"])
+        else:
+            raise ResultsError(f"unknown stage {r['stage']!r} (expected pretrain or transfer)")
+    n_pre, n_dom = len(pretrain_domains), len(domains)
+    P = np.full((n_pre, n_dom), np.nan)
+    A = np.full((n_pre, n_dom, n_dom), np.nan)
+    counts = {"pretrain_models_per_cell": [], "transfer_models_per_cell": []}
+    for (i, j), v in cells_p.items():
+        P[i, j] = red(v)
+        counts["pretrain_models_per_cell"].append(len(v))
+    for (i, t, j), v in cells_a.items():
+        A[i, t, j] = red(v)
+        counts["transfer_models_per_cell"].append(len(v))
+    keep = np.array([d not in set(exclude_from_std) for d in domains])
+    PG = _std(P[:, keep])
+    T = np.full((n_pre, n_dom), np.nan)
+    TG = np.full((n_pre, n_dom), np.nan)
+    for i, p in enumerate(pretrain_domains):
+        for t in range(n_dom):
+            if domains[t] == p:
+                T[i, t], TG[i, t] = P[i, t], PG[i]
+            else:
+                T[i, t] = A[i, t, t]
+                TG[i, t] = _std(A[i, t][None, keep])[0]
+    shift = TG - PG[:, None]
+    return {"domains": list(domains), "pretrain_domains": list(pretrain_domains), "P": P, "A": A, "T": T,
+            "PG": PG, "TG": TG, "shift": shift, "metric": metric, "reduce": reduce,
+            "exclude_from_std": list(exclude_from_std), "pooled": {k: sorted(v) for k, v in pooled.items()},
+            "models_per_cell": {k: (min(v), max(v)) if v else (0, 0) for k, v in counts.items()}}
+
+
+def _std(x: np.ndarray) -> np.ndarray:
+    """Population std (ddof 0) along the last axis; NaN if any value is missing."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isnan(x).any(axis=-1), np.nan, np.std(np.nan_to_num(x), axis=-1, ddof=0))
+
+
+def _is_diag(agg: dict, i: int, t: int) -> bool:
+    return agg["domains"][t] == agg["pretrain_domains"][i]
+
+
+def headline(agg: dict) -> dict:
+    """Flat headline numbers for ``metrics/ood.json`` (read well in ``dvc exp show``)."""
+    doms, pres = agg["domains"], agg["pretrain_domains"]
+    in_pre = [agg["P"][i, doms.index(p)] for i, p in enumerate(pres)]
+    off = [(i, t) for i in range(len(pres)) for t in range(len(doms)) if not _is_diag(agg, i, t)]
+    in_tr = [agg["T"][i, t] for i, t in off]
+    tg = [agg["TG"][i, t] for i, t in off]
+    sh = np.array([agg["shift"][i, t] for i, t in off])
+    sh_valid = sh[~np.isnan(sh)]
+
+    def m(v):
+        v = np.asarray(v, float)
+        return None if np.all(np.isnan(v)) else round(float(np.nanmean(v)), 6)
+
+    return {
+        "metric": agg["metric"],
+        "reduce": agg["reduce"],
+        "in_domain_after_pretrain": m(in_pre),
+        "in_domain_after_transfer": m(in_tr),
+        "mean_ood_std_pretrain": m(agg["PG"]),
+        "mean_ood_std_transfer": m(tg),
+        "mean_ood_shift": m(sh),
+        "fraction_pairs_ood_improved": round(float(np.mean(sh_valid < 0)), 4) if len(sh_valid) else None,
+        "pretrain_loss_row_spread": m(np.nanstd(agg["P"], axis=0)),
+        "transfer_loss_row_spread": m(np.nanstd(agg["T"], axis=0)),
+        "n_pairs": len(off),
+    }
+
+
+def plot_tables(agg: dict, defocus_nm: dict[str, float | None], pairs: list[list[str]]) -> dict[str, list[dict]]:
+    """Row objects for the DVC plot files. Rows carry each domain's defocus (nm) where known and
+    ``x_sort``/``y_sort`` ranks, so every axis sorts by defocus."""
+    doms, pres = agg["domains"], agg["pretrain_domains"]
+
+    def rank(name):
+        order = sorted(doms, key=lambda d: (defocus_nm.get(d) is None, defocus_nm.get(d) or 0.0, d))
+        return order.index(name)
+
+    def v(x):
+        return None if np.isnan(x) else round(float(x), 7)
+
+    out: dict[str, list[dict]] = {k: [] for k in ("pretrain_loss", "transfer_loss", "ood_std_pretrain",
+                                                  "ood_std_transfer", "ood_shift", "pair_bars",
+                                                  "after_transfer_loss")}
+    for i, p in enumerate(pres):
+        base = {"pretrain": p, "pretrain_defocus_nm": defocus_nm.get(p), "y_sort": rank(p)}
+        if not np.isnan(agg["PG"][i]):
+            out["ood_std_pretrain"].append({**base, "stage": "after pretraining", "x_sort": 0,
+                                            "value": v(agg["PG"][i])})
+        for j, d in enumerate(doms):
+            if not np.isnan(agg["P"][i, j]):
+                out["pretrain_loss"].append({**base, "eval": d, "eval_defocus_nm": defocus_nm.get(d),
+                                             "x_sort": rank(d), "value": v(agg["P"][i, j])})
+            tb = {**base, "target": d, "target_defocus_nm": defocus_nm.get(d), "x_sort": rank(d),
+                  "diagonal": d == p}
+            for key, mat in (("transfer_loss", agg["T"]), ("ood_std_transfer", agg["TG"]), ("ood_shift", agg["shift"])):
+                if not np.isnan(mat[i, j]):
+                    out[key].append({**tb, "value": v(mat[i, j])})
+            if d != p:
+                for k, e in enumerate(doms):
+                    if not np.isnan(agg["A"][i, j, k]):
+                        out["after_transfer_loss"].append({**tb, "eval": e, "eval_defocus_nm": defocus_nm.get(e),
+                                                           "value": v(agg["A"][i, j, k])})
+    for p, t in pairs:
+        if p not in pres or t not in doms:
+            continue
+        i, ti = pres.index(p), doms.index(t)
+        label = f"{p} -> {t}"
+        for k, e in enumerate(doms):
+            for stage, val in (("pretrain", agg["P"][i, k]), ("transfer", agg["A"][i, ti, k])):
+                if not np.isnan(val):
+                    out["pair_bars"].append({"pair": label, "stage": stage, "eval": e,
+                                             "eval_defocus_nm": defocus_nm.get(e), "x_sort": rank(e),
+                                             "value": v(val)})
+    return out

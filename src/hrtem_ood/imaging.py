@@ -1,0 +1,105 @@
+"""Image formation: the objective-lens CTF, temporal coherence, minimum-contrast calibration, dose.
+
+Sign convention (abTEM's, the one used project-wide): ``defocus = -C10``; a positive defocus is
+underfocus. The aberration phase is
+
+    chi(q) = pi * lambda * C10 * q^2 + (pi / 2) * Cs * lambda^3 * q^4,   C10 = -defocus,
+
+and the temporal-coherence envelope for a Gaussian defocus spread of standard deviation ``sigma`` is
+``E_t(q) = exp(-(1/2) (pi lambda sigma)^2 q^4)``. abTEM's ``focal_spread`` is the 1/e width
+``sqrt(2) * sigma``; :func:`make_ctf` takes ``sigma`` (``focal_spread_A`` in params) and converts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+H_PLANCK = 6.62607015e-34
+M_ELECTRON = 9.1093837015e-31
+E_CHARGE = 1.602176634e-19
+C_LIGHT = 299792458.0
+
+
+def wavelength_A(energy_eV: float) -> float:
+    """Relativistic electron wavelength in Angstrom (0.0197 A at 300 keV)."""
+    e = energy_eV * E_CHARGE
+    p = math.sqrt(2 * M_ELECTRON * e * (1 + e / (2 * M_ELECTRON * C_LIGHT**2)))
+    return H_PLANCK / p * 1e10
+
+
+def chi_rad(q_per_A: np.ndarray, defocus_A: float, Cs_A: float, energy_eV: float) -> np.ndarray:
+    """Closed-form aberration phase chi(q) in the abTEM convention (C10 = -defocus)."""
+    lam = wavelength_A(energy_eV)
+    return np.pi * lam * (-defocus_A) * q_per_A**2 + 0.5 * np.pi * Cs_A * lam**3 * q_per_A**4
+
+
+def configure_abtem(fft: str = "numpy") -> None:
+    """Eager evaluation, CPU, a chosen FFT backend, no progress bars (the project shows its own).
+
+    ``numpy`` FFTs are bit-for-bit repeatable across processes; ``fftw`` is ~3x faster but its
+    runtime planning makes exit waves differ by ~1e-6 between runs.
+    """
+    import abtem
+
+    abtem.config.set({"dask.lazy": False, "device": "cpu", "fft": fft, "fftw.threads": 1,
+                      "progress_bar": False})
+
+
+def make_ctf(defocus_A, Cs_mm: float, focal_spread_sigma_A: float, energy_eV: float):
+    """An abTEM CTF. ``defocus_A`` may be a scalar or a 1-D array (then an ensemble axis)."""
+    import abtem
+
+    kwargs = {}
+    if focal_spread_sigma_A > 0:
+        kwargs["focal_spread"] = math.sqrt(2.0) * focal_spread_sigma_A  # abTEM: 1/e width
+    return abtem.CTF(defocus=defocus_A, Cs=Cs_mm * 1e7, energy=energy_eV, **kwargs)
+
+
+def _waves(array: np.ndarray, sampling_A: float, energy_eV: float):
+    import abtem
+    from abtem.core.axes import FrozenPhononsAxis
+
+    meta = [FrozenPhononsAxis()] * (array.ndim - 2)
+    return abtem.Waves(array, energy=energy_eV, sampling=sampling_A, ensemble_axes_metadata=meta)
+
+
+def image_intensity(exit_waves: np.ndarray, sampling_A: float, energy_eV: float, defocus_A: float,
+                    Cs_mm: float, focal_spread_sigma_A: float) -> np.ndarray:
+    """Noise-free image intensity (vacuum = 1): CTF applied to each frozen-phonon exit wave
+    (leading axes), intensities averaged incoherently over the phonon configurations."""
+    ctf = make_ctf(float(defocus_A), Cs_mm, focal_spread_sigma_A, energy_eV)
+    intensity = _waves(exit_waves, sampling_A, energy_eV).apply_ctf(ctf).intensity().array
+    return intensity.reshape((-1,) + intensity.shape[-2:]).mean(axis=0)
+
+
+def poisson_counts(intensity: np.ndarray, sampling_A: float, dose_e_per_A2: float, seed: int) -> np.ndarray:
+    """Electron counts per pixel: Poisson(intensity * dose * pixel area), seeded (abTEM's sampler)."""
+    import abtem
+
+    images = abtem.Images(np.ascontiguousarray(intensity, dtype=np.float32), sampling=sampling_A)
+    return images.poisson_noise(dose_per_area=dose_e_per_A2, seed=int(seed)).array.astype(np.float32)
+
+
+def contrast_vs_defocus(wave: np.ndarray, sampling_A: float, energy_eV: float, defoci_A: np.ndarray,
+                        Cs_mm: float, chunk: int = 64) -> np.ndarray:
+    """Image contrast (intensity variance) of a single coherent exit wave for each defocus."""
+    out = []
+    w = _waves(np.asarray(wave), sampling_A, energy_eV)
+    for i in range(0, len(defoci_A), chunk):
+        ctf = make_ctf(np.asarray(defoci_A[i:i + chunk], dtype=float), Cs_mm, 0.0, energy_eV)
+        out.append(w.apply_ctf(ctf).intensity().array.var(axis=(-2, -1)))
+    return np.concatenate(out)
+
+
+def minimum_contrast_defocus(wave: np.ndarray, sampling_A: float, energy_eV: float, Cs_mm: float,
+                             search_A: float, coarse_step_A: float, fine_step_A: float) -> float:
+    """The defocus (A, abTEM convention) at which the image of ``wave`` has the least contrast:
+    a coarse grid over +-search_A, then a fine grid around the coarse minimum."""
+    coarse = np.arange(-search_A, search_A + coarse_step_A / 2, coarse_step_A)
+    c = contrast_vs_defocus(wave, sampling_A, energy_eV, coarse, Cs_mm)
+    best = coarse[int(np.argmin(c))]
+    fine = best + np.arange(-coarse_step_A, coarse_step_A + fine_step_A / 2, fine_step_A)
+    f = contrast_vs_defocus(wave, sampling_A, energy_eV, fine, Cs_mm)
+    return float(np.round(fine[int(np.argmin(f))], 6))
