@@ -94,9 +94,7 @@ def build_model(cfg: dict, seed: int = 0) -> UNet:
     """Build the U-Net from the ``model`` params section with a seeded random initialization."""
     import timm
 
-    kwargs = {}
-    if cfg.get("encoder_channels"):
-        kwargs["channels"] = tuple(cfg["encoder_channels"])
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in (cfg.get("encoder_kwargs") or {}).items()}
     torch.manual_seed(int(seed) + int(cfg.get("seed_offset", 0)))
     try:
         encoder = timm.create_model(cfg["encoder"], pretrained=False, features_only=True, in_chans=1, **kwargs)

@@ -2,8 +2,10 @@
 
 - ``DASK_SCHEDULER_ADDRESS`` (dask's own ``scheduler-address`` config key also works): run on that
   existing cluster, e.g. one started by dask-jobqueue on SLURM/PBS.
-- otherwise ``HRTEM_OOD_WORKERS`` (default: the number of CPU cores) in-process local workers;
-  ``HRTEM_OOD_WORKERS=1`` runs serially in this process.
+- otherwise an in-process local cluster of ``HRTEM_OOD_WORKERS`` (default: the number of CPU cores)
+  single-threaded workers; ``HRTEM_OOD_WORKERS=1`` runs serially in this process.
+  ``HRTEM_OOD_PROCESSES=1`` uses worker processes instead of threads (measured 1.7x slower than
+  threads on a 2-core machine for abTEM tasks, see docs/performance.md).
 
 Results never depend on where tasks run: every task carries its own seed and results are
 returned in submission order.
@@ -56,7 +58,8 @@ def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], desc: str) -> 
     if addr:
         client = Client(addr)
     else:
-        cluster = LocalCluster(n_workers=min(workers, len(items)), threads_per_worker=1, processes=True,
+        processes = os.environ.get("HRTEM_OOD_PROCESSES", "0") == "1"
+        cluster = LocalCluster(n_workers=min(workers, len(items)), threads_per_worker=1, processes=processes,
                                dashboard_address=None, silence_logs=40)
         client = Client(cluster)
     try:

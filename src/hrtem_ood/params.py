@@ -84,7 +84,18 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 
 def domain_names(params: dict) -> list[str]:
-    return list(params["domains"])
+    """Every domain models are evaluated on: the simulated ``domains``, then the ingested datasets
+    that have masks (``ingest.datasets``)."""
+    ingested = ((params.get("ingest") or {}).get("datasets") or {})
+    return list(params["domains"]) + [k for k, v in ingested.items() if v.get("masks")]
+
+
+def domain_defocus_nm(params: dict) -> dict[str, float | None]:
+    """Defocus (nm) of every domain where known (ingested data may not say)."""
+    ingested = ((params.get("ingest") or {}).get("datasets") or {})
+    out = {k: v.get("defocus_nm") for k, v in ingested.items()}
+    out.update({k: v.get("defocus_nm") for k, v in params["domains"].items()})
+    return {k: (float(v) if v is not None else None) for k, v in out.items()}
 
 
 def domain_imaging(params: dict, name: str) -> dict:
@@ -118,11 +129,34 @@ def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
             c.fail(f"domains.{name}", "a domain name must start with a letter and hold only letters, digits, _")
         if not isinstance(d, dict):
             c.fail(f"domains.{name}", f"must be a mapping, got {d!r}")
-        unknown = set(d) - set(IMAGING_KEYS) - {"defocus_nm", "source"}
+        unknown = set(d) - set(IMAGING_KEYS) - {"defocus_nm"}
         if unknown:
-            c.fail(f"domains.{name}", f"unknown keys {sorted(unknown)}; allowed: defocus_nm, {', '.join(IMAGING_KEYS)}")
-        if d.get("source", "simulated") == "simulated":
-            c.number(f"domains.{name}.defocus_nm", -1e4, 1e4)
+            allowed = ", ".join(("defocus_nm",) + IMAGING_KEYS)
+            c.fail(f"domains.{name}", f"unknown keys {sorted(unknown)}; allowed: {allowed}")
+        c.number(f"domains.{name}.defocus_nm", -1e4, 1e4)
+    ingested = (params.get("ingest") or {}).get("datasets") or {}
+    if not isinstance(ingested, dict):
+        c.fail("ingest.datasets", "must be a mapping of dataset name -> settings")
+    for name, d in ingested.items():
+        key = f"ingest.datasets.{name}"
+        if not isinstance(name, str) or not DOMAIN_NAME.match(name):
+            c.fail(key, "a dataset name must start with a letter and hold only letters, digits, _")
+        if name in doms:
+            c.fail(key, f"duplicate name: {name!r} is also a simulated domain")
+        if not isinstance(d, dict) or not d.get("root"):
+            c.fail(key, "needs at least `root: <folder holding images/ and masks/>`")
+        unknown = set(d) - {"root", "masks", "pixel_size_A", "defocus_nm", "dose_e_per_A2", "tile_px", "stride_px",
+                            "splits", "seed"}
+        if unknown:
+            c.fail(key, f"unknown keys {sorted(unknown)}")
+        tile = c.number(f"{key}.tile_px", 32, integer=True, value=d.get("tile_px", 256))
+        if tile % 32:
+            c.fail(f"{key}.tile_px", f"must be a multiple of 32, got {tile}")
+        c.number(f"{key}.stride_px", 1, integer=True, value=d.get("stride_px", tile))
+        if d.get("pixel_size_A") is not None:
+            c.number(f"{key}.pixel_size_A", 0.0, 100.0, strict_lo=True, value=d["pixel_size_A"])
+        if d.get("defocus_nm") is not None:
+            c.number(f"{key}.defocus_nm", -1e4, 1e4, value=d["defocus_nm"])
 
     if "structures" in want:
         from .structures import MATERIALS
@@ -154,7 +188,8 @@ def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
             c.fail("simulate.output_sampling_A", f"{so} A is too coarse to resolve lattice fringes (max 0.5)")
         ratio = so / s
         if abs(ratio - round(ratio)) > 1e-6:
-            c.fail("simulate.output_sampling_A", f"must be an integer multiple of simulate.sampling_A, got ratio {ratio:g}")
+            c.fail("simulate.output_sampling_A",
+                   f"must be an integer multiple of simulate.sampling_A, got ratio {ratio:g}")
         c.number("simulate.slice_thickness_A", 0.1, 20.0)
         c.number("simulate.frozen_phonons", 1, integer=True)
         c.number("simulate.phonon_sigma_A", 0.0, 0.5)
@@ -168,8 +203,6 @@ def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
 
     if "imaging" in want:
         for name in doms:
-            if doms[name].get("source", "simulated") != "simulated":
-                continue
             d = domain_imaging(params, name)
             where = lambda k, n=name: f"domains.{n}.{k}" if k in doms[n] else f"imaging.{k}"  # noqa: E731
             c.number(where("seed"), 0, integer=True, value=d["seed"])
@@ -181,9 +214,8 @@ def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
     if "model" in want:
         if not isinstance(c.get("model.encoder"), str):
             c.fail("model.encoder", "must be a timm model name")
-        ch = c.get("model.encoder_channels")
-        if ch is not None and (not isinstance(ch, list) or not all(isinstance(x, int) and x > 0 for x in ch)):
-            c.fail("model.encoder_channels", f"must be null or a list of positive integers, got {ch!r}")
+        if not isinstance(c.get("model.encoder_kwargs") or {}, dict):
+            c.fail("model.encoder_kwargs", "must be a mapping of timm.create_model keyword arguments")
         dec = c.get("model.decoder_channels")
         if not isinstance(dec, list) or not dec or not all(isinstance(x, int) and x > 0 for x in dec):
             c.fail("model.decoder_channels", f"must be a non-empty list of positive integers, got {dec!r}")
@@ -209,10 +241,8 @@ def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
         if not isinstance(pdoms, list) or not pdoms:
             c.fail("pretrain.domains", "must be a non-empty list of domain names")
         for d in pdoms:
-            if d not in doms:
-                c.fail("pretrain.domains", f"unknown domain {d!r}; declared domains: {list(doms)}")
-            if doms[d].get("source") == "evaluation_only":
-                c.fail("pretrain.domains", f"domain {d!r} has no masks (evaluation only)")
+            if d not in domain_names(params):
+                c.fail("pretrain.domains", f"unknown domain {d!r}; declared domains with masks: {domain_names(params)}")
         if len(set(pdoms)) != len(pdoms):
             c.fail("pretrain.domains", f"duplicate domains in {pdoms!r}")
         c.number("pretrain.lr", 0.0, 1.0, strict_lo=True)
@@ -240,13 +270,13 @@ def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
         c.choice("aggregate.metric", METRICS)
         c.choice("aggregate.reduce", ("median", "mean"))
         ex = c.get("aggregate.exclude_from_std")
-        if not isinstance(ex, list) or any(e not in doms for e in ex):
+        if not isinstance(ex, list) or any(e not in domain_names(params) for e in ex):
             c.fail("aggregate.exclude_from_std", f"must list declared domains, got {ex!r}")
         pairs = c.get("aggregate.pairs")
         if not isinstance(pairs, list):
             c.fail("aggregate.pairs", f"must be a list of [pretrain, target] pairs, got {pairs!r}")
         for pr in pairs:
-            if not (isinstance(pr, list) and len(pr) == 2 and all(x in doms for x in pr)):
+            if not (isinstance(pr, list) and len(pr) == 2 and all(x in domain_names(params) for x in pr)):
                 c.fail("aggregate.pairs", f"{pr!r} is not a [pretrain, target] pair of declared domains")
         if not isinstance(c.get("aggregate.filters"), dict):
             c.fail("aggregate.filters", "must be a mapping column -> list of kept values")

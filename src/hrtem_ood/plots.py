@@ -65,7 +65,8 @@ def _heat(rows, x, y, title, color_title, scheme="viridis", domain_mid=None, wid
     n_y = len({r[y] for r in rows}) or 1
     scale = alt.Scale(scheme=scheme, domainMid=domain_mid) if domain_mid is not None else alt.Scale(scheme=scheme)
     base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X(f"{x}_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title=_axis_title(x), axis=alt.Axis(labelAngle=0)),
+        x=alt.X(f"{x}_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title=_axis_title(x),
+                axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{y}_label:O", sort=alt.EncodingSortField(field="y_sort", op="min"), title=_axis_title(y)),
     )
     chart = base.mark_rect().encode(color=alt.Color("value:Q", scale=scale, title=color_title))
@@ -95,7 +96,8 @@ def generalization_chart(tables: dict, defocus_nm: dict, metric: str):
                "Generalization after transfer learning", "std of loss", scheme="magma")
     sh = _heat(_with_labels(tables["ood_shift"], defocus_nm), "target", "pretrain",
                "Generalization shift (negative = OOD improved)", "shift of std", scheme="blueorange", domain_mid=0)
-    left = alt.vconcat(alt.hconcat(pg_chart, tg).resolve_scale(color="shared"), sh).resolve_scale(color="independent")
+    top = alt.hconcat(pg_chart, tg).resolve_scale(color="shared")
+    left = alt.vconcat(top, sh).resolve_scale(color="independent")
     bars = []
     for pair in sorted({r["pair"] for r in tables["pair_bars"]}):
         rows = [r for r in _with_labels(tables["pair_bars"], defocus_nm) if r["pair"] == pair]

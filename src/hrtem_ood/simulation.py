@@ -60,6 +60,13 @@ def simulate_scene(task: dict) -> dict:
 
     Returns the full-scene exit waves, the particles-only mask and the calibrated zero defocus.
     """
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):  # abTEM's own dask calls stay inside this task
+        return _simulate_scene(task)
+
+
+def _simulate_scene(task: dict) -> dict:
     from ase import Atoms
 
     sim = task["sim"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from .datasets import SPLITS, domain_file, read_h5, write_h5
 from .io import atomic_path, derive_seed, read_json, stable_hash, write_json
-from .params import domain_imaging, domain_names, validate
+from .params import domain_defocus_nm, domain_imaging, domain_names, validate
 
 # ----------------------------------------------------------------------------------- structures
 
@@ -158,7 +158,7 @@ def run_examples(params: dict, domains_dir: str | Path, out_png: str | Path, spl
                  index: int = 0) -> None:
     from .plots import montage_png
 
-    names = domain_names(params)
+    names = list(params["domains"])
     panels, titles = [], []
     mask = None
     for name in names:
@@ -328,8 +328,7 @@ def aggregate_and_write(params: dict, rows: list[dict], out_metrics: str | Path,
     ac = params["aggregate"]
     agg = aggregate(rows, domain_names(params), params["pretrain"]["domains"], metric=ac["metric"],
                     reduce=ac["reduce"], exclude_from_std=ac["exclude_from_std"], filters=ac["filters"])
-    defocus = {d: (float(v["defocus_nm"]) if v.get("defocus_nm") is not None else None)
-               for d, v in params["domains"].items()}
+    defocus = domain_defocus_nm(params)
     tables = plot_tables(agg, defocus, ac["pairs"])
     out_plots, out_metrics = Path(out_plots), Path(out_metrics)
     for name, table in tables.items():
@@ -359,3 +358,111 @@ def run_aggregate(params: dict, results: list[str] | None, out_metrics: str | Pa
     rows = [row for f in files for row in read_results(f)]
     head = aggregate_and_write(params, rows, out_metrics, out_plots)
     print(json.dumps({k: v for k, v in head.items() if not isinstance(v, dict)}, indent=1))
+
+
+# ----------------------------------------------------------------------------------- presets
+
+
+def preset_overrides(name: str, presets_dir: str | Path = "presets") -> list[str]:
+    """``-S key=value`` arguments (shell-quoted) that apply ``presets/<name>.yaml`` with ``dvc exp run``."""
+    import shlex
+
+    import yaml
+
+    path = Path(presets_dir) / f"{name}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in Path(presets_dir).glob("*.yaml"))
+        raise FileNotFoundError(f"{path}: no such preset (available: {available})")
+    out: list[str] = []
+
+    def walk(node, prefix):
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        else:
+            value = yaml.safe_dump(node, default_flow_style=True).strip().removesuffix("\n...").strip()
+            out.extend(["-S", shlex.quote(f"{prefix}={value}")])
+
+    walk(yaml.safe_load(path.read_text()) or {}, "")
+    return out
+
+
+# ----------------------------------------------------------------------------------- compare
+
+
+def experiment_revs(exps: list[str] | None = None, repo: str | Path = ".") -> dict[str, str]:
+    """``{experiment name: commit}`` of the named experiments, or of all experiments."""
+    import dvc.api
+
+    rows = dvc.api.exp_show(repo=str(repo))
+    found = {r["Experiment"]: r["rev"] for r in rows if r.get("Experiment") and r.get("typ") != "baseline"}
+    if not exps:
+        if not found:
+            raise ValueError("no dvc experiments found (run some with `dvc exp run`)")
+        return found
+    missing = [e for e in exps if e not in found]
+    if missing:
+        raise ValueError(f"unknown experiments {missing}; known: {sorted(found)}")
+    return {e: found[e] for e in exps}
+
+
+def experiment_rows(name: str, rev: str, repo: str | Path = ".") -> list[dict]:
+    """Every results row of one experiment's grid, tagged with the experiment's name."""
+    import csv
+    import io
+
+    import dvc.api
+
+    p = dvc.api.params_show(repo=str(repo), rev=rev)
+    files = [f"metrics/results/pretrain/{d}.csv" for d in p["pretrain"]["domains"]]
+    files += [f"metrics/results/transfer/{k}.csv" for k in p["transfer"]["pairs"]]
+    rows = []
+    for f in files:
+        for row in csv.DictReader(io.StringIO(dvc.api.read(f, repo=str(repo), rev=rev))):
+            row["value"] = float(row["value"])
+            row["run"] = f"{name}/{row['run']}"
+            row["experiment"] = name
+            rows.append(row)
+    return rows
+
+
+def run_compare(params: dict, exps: list[str] | None, out_metrics: str | Path, out_plots: str | Path) -> dict:
+    """Pool the results of several experiments (the study's "median over all hyperparameter
+    conditions") and aggregate them with the workspace's ``aggregate`` params."""
+    validate(params, ("aggregate",))
+    revs = experiment_revs(exps)
+    rows = [row for name, rev in revs.items() for row in experiment_rows(name, rev)]
+    head = aggregate_and_write(params, rows, out_metrics, out_plots, {"experiments": sorted(revs)})
+    pooled = head["pooled_conditions"]
+    print(f"pooled {len(revs)} experiments ({', '.join(sorted(revs))}); conditions pooled per cell: "
+          + "; ".join(f"{k}={v}" for k, v in pooled.items()))
+    return head
+
+
+# ----------------------------------------------------------------------------------- ingest
+
+
+def run_ingest(params: dict, dataset: str, out_dir: str | Path) -> None:
+    from .ingest import ingest_dataset
+
+    validate(params, ("ingest",))
+    datasets = (params.get("ingest") or {}).get("datasets") or {}
+    if dataset not in datasets:
+        raise ValueError(f"{params.get('_source', 'params.yaml')}: ingest.datasets: unknown dataset {dataset!r}; "
+                         f"declared: {sorted(datasets)}")
+    cfg = datasets[dataset]
+    sampling = float(params["simulate"]["output_sampling_A"])
+    result = ingest_dataset(cfg, sampling)
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        for split in SPLITS:
+            d = result[split]
+            write_h5(tmp / f"{split}.h5",
+                     {"images": d["images"], "masks": d["masks"], "source_index": d["source_index"],
+                      "tile_y": d["tile_y"], "tile_x": d["tile_x"], "pixel_size_A_raw": d["pixel_size_A_raw"],
+                      "sources": np.array(result["_sources"])},
+                     {"domain": dataset, "split": split, "source": "ingested", "sampling_A": sampling,
+                      "image_units": "raw detector values (resampled)", "has_masks": bool(result["_has_masks"]),
+                      "defocus_nm": cfg.get("defocus_nm"), "dose_e_per_A2": cfg.get("dose_e_per_A2"),
+                      "params_hash": stable_hash(cfg)})
+    counts = {s: len(result[s]["images"]) for s in SPLITS}
+    print(f"ingested {dataset}: {len(result['_sources'])} files -> tiles per split {counts}")

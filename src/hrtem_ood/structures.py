@@ -84,7 +84,7 @@ def nanoparticle(material: str, diameter_A: float, rng: np.random.Generator, n_f
     keep = np.linalg.norm(pos, axis=1) <= diameter_A / 2
     rot = Rotation.random(random_state=np.random.default_rng(rng.integers(2**32)))
     pos = rot.apply(pos[keep])
-    atoms = Atoms(numbers=crystal.numbers[keep], positions=pos - pos.mean(axis=0))
+    atoms = Atoms(numbers=crystal.numbers[keep], positions=pos)  # centred on the cut sphere
     info = {"diameter_A": float(diameter_A), "stacking_faults_z_A": faults,
             "rotation_quat": [float(x) for x in rot.as_quat()], "n_atoms": int(keep.sum())}
     return atoms, info

@@ -1,0 +1,225 @@
+"""Experimental micrographs in, domain datasets out (the same HDF5 format as simulated domains).
+
+Readers: Gatan DM3/DM4, MRC and EMD through RosettaSciIO; TIFF through tifffile; NPY and PNG
+(masks, or images without metadata). Pixel size comes from file metadata when present, else from
+params. Images are resampled to the pipeline's sampling, tiled, and split by source file (tiles of
+one micrograph never cross splits). Every file is read and checked before anything is written;
+raw inputs are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".dm3", ".dm4", ".mrc", ".emd", ".tif", ".tiff", ".npy", ".png"}
+MASK_SUFFIXES = {".npy", ".png", ".tif", ".tiff"}
+_LENGTH_TO_A = {"a": 1.0, "å": 1.0, "angstrom": 1.0, "nm": 10.0, "µm": 1e4, "um": 1e4, "pm": 1e-2, "m": 1e10}
+
+
+class IngestError(ValueError):
+    """A raw input cannot be ingested; the message names the file and the problem."""
+
+
+def _rsciio_read(path: Path) -> tuple[np.ndarray, float | None]:
+    suffix = path.suffix.lower()
+    if suffix in (".dm3", ".dm4"):
+        from rsciio.digitalmicrograph import file_reader
+    elif suffix == ".mrc":
+        from rsciio.mrc import file_reader
+    else:
+        from rsciio.emd import file_reader
+    signals = file_reader(str(path))
+    if isinstance(signals, dict):
+        signals = [signals]
+    images = [s for s in signals if np.asarray(s["data"]).ndim >= 2]
+    if not images:
+        raise IngestError(f"{path}: holds no image")
+    sig = images[0]
+    pixel = None
+    axes = sig.get("axes", [])
+    scales = [(a.get("scale"), str(a.get("units", "")).strip().lower()) for a in axes[-2:]]
+    if len(scales) == 2 and all(u in _LENGTH_TO_A and s for s, u in scales):
+        (s0, u0), (s1, u1) = scales
+        a0, a1 = s0 * _LENGTH_TO_A[u0], s1 * _LENGTH_TO_A[u1]
+        if abs(a0 - a1) > 1e-3 * max(a0, a1):
+            raise IngestError(f"{path}: non-square pixels ({a0:g} x {a1:g} A) are not supported")
+        pixel = float(a0)
+    return np.asarray(sig["data"]), pixel
+
+
+def _tiff_read(path: Path) -> tuple[np.ndarray, float | None]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        data = tif.asarray()
+        pixel = None
+        ij = tif.imagej_metadata or {}
+        page = tif.pages[0]
+        unit = str(ij.get("unit", "")).lower().replace("\\u00c5", "å")
+        res = page.tags.get("XResolution")
+        if res is not None and unit in _LENGTH_TO_A:
+            num, den = res.value
+            if num:
+                pixel = den / num * _LENGTH_TO_A[unit]
+    return data, pixel
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
+    """A 2-D float64 image and its pixel size in A (None when the file does not say)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise IngestError(f"{path}: unsupported format {suffix!r} (supported: {sorted(IMAGE_SUFFIXES)})")
+    try:
+        if suffix in (".dm3", ".dm4", ".mrc", ".emd"):
+            data, pixel = _rsciio_read(path)
+        elif suffix in (".tif", ".tiff"):
+            data, pixel = _tiff_read(path)
+        elif suffix == ".npy":
+            data, pixel = np.load(path, allow_pickle=False), None
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                data, pixel = np.asarray(im), None
+    except IngestError:
+        raise
+    except Exception as exc:  # readers raise many types for truncated/corrupt files
+        raise IngestError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
+    data = np.asarray(data)
+    if data.ndim == 3 and data.shape[-1] in (3, 4) and suffix == ".png":
+        raise IngestError(f"{path}: colour image; expected a single-channel micrograph or mask")
+    if data.ndim != 2:
+        raise IngestError(f"{path}: expected a 2-D image, got shape {data.shape} (stacks are not supported)")
+    if data.dtype.kind not in "biuf":
+        raise IngestError(f"{path}: unsupported pixel type {data.dtype}")
+    data = data.astype(np.float64)
+    if not np.all(np.isfinite(data)):
+        raise IngestError(f"{path}: contains NaN or Inf pixels")
+    return data, pixel
+
+
+def _index(folder: Path, suffixes: set[str], what: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise IngestError(f"{folder}: {what} folder not found")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise IngestError(f"{folder}: {what} folder is empty")
+    out: dict[str, Path] = {}
+    for p in files:
+        if p.suffix.lower() not in suffixes:
+            raise IngestError(f"{p}: unsupported format {p.suffix!r} for {what} (supported: {sorted(suffixes)})")
+        if p.stem in out:
+            raise IngestError(f"{folder}: duplicate name {p.stem!r} ({out[p.stem].name} and {p.name})")
+        out[p.stem] = p
+    return out
+
+
+def resample(image: np.ndarray, from_A: float, to_A: float, order: int) -> np.ndarray:
+    """Resample to a new pixel size (order 1 for images, 0 for masks)."""
+    from scipy.ndimage import zoom
+
+    factor = from_A / to_A
+    if abs(factor - 1) < 1e-9:
+        return image
+    return zoom(image, factor, order=order, mode="nearest", grid_mode=True)
+
+
+def tiles(image: np.ndarray, tile_px: int, stride_px: int) -> list[tuple[int, int]]:
+    """Top-left corners of ``tile_px`` tiles every ``stride_px``, covering the image to its edges."""
+    h, w = image.shape
+    if h < tile_px or w < tile_px:
+        return []
+
+    def starts(n):
+        s = list(range(0, n - tile_px + 1, stride_px))
+        if s[-1] != n - tile_px:
+            s.append(n - tile_px)
+        return s
+
+    return [(y, x) for y in starts(h) for x in starts(w)]
+
+
+def split_files(names: list[str], fractions: dict[str, float], seed: int) -> dict[str, str]:
+    """Assign each source file to train/val/test (seeded; at least one test file)."""
+    rng = np.random.default_rng(seed)
+    order = [names[i] for i in rng.permutation(len(names))]
+    n = len(order)
+    n_test = max(1, round(fractions.get("test", 0.0) * n))
+    n_val = min(n - n_test, round(fractions.get("val", 0.0) * n))
+    out = {}
+    for k, name in enumerate(order):
+        out[name] = "test" if k < n_test else ("val" if k < n_test + n_val else "train")
+    return out
+
+
+def ingest_dataset(cfg: dict, sampling_A: float) -> dict[str, dict[str, np.ndarray]]:
+    """Read, check, resample and tile one dataset. Returns per split: images, masks, metadata arrays.
+
+    ``cfg`` keys: ``root`` (a folder holding ``images/`` and, when ``masks: true``, ``masks/`` with one
+    mask per image, same name), ``pixel_size_A`` (fallback when a file has none), ``tile_px``,
+    ``stride_px``, ``splits`` ({val, test} fractions of the files), ``seed``.
+    """
+    root = Path(cfg["root"])
+    images = _index(root / "images", IMAGE_SUFFIXES, "images")
+    masks = _index(root / "masks", MASK_SUFFIXES, "masks") if cfg.get("masks") else None
+    if masks is not None:
+        missing = sorted(set(images) - set(masks))
+        extra = sorted(set(masks) - set(images))
+        if missing or extra:
+            raise IngestError(f"{root / 'masks'}: masks do not match images (no mask for {missing[:5]}, "
+                              f"no image for {extra[:5]})")
+    tile = int(cfg.get("tile_px", 256))
+    stride = int(cfg.get("stride_px", tile))
+    loaded = {}
+    for name, path in images.items():
+        img, pixel = read_image(path)
+        pixel = pixel or cfg.get("pixel_size_A")
+        if not pixel:
+            raise IngestError(f"{path}: no pixel size in the file and none in params (ingest.datasets.*.pixel_size_A)")
+        mask = None
+        if masks is not None:
+            mask, _ = read_image(masks[name])
+            if mask.shape != img.shape:
+                raise IngestError(f"{masks[name]}: mask shape {mask.shape} differs from image shape {img.shape}")
+            values = np.unique(mask)
+            if not set(values.tolist()) <= {0.0, 1.0, 255.0} or (0.0 not in values and len(values) > 1):
+                raise IngestError(f"{masks[name]}: mask is not binary (values {values[:6].tolist()}...)")
+            mask = (mask > 0).astype(np.float64)
+        img = resample(img, float(pixel), sampling_A, order=1)
+        if mask is not None:
+            mask = resample(mask, float(pixel), sampling_A, order=0)
+        corners = tiles(img, tile, stride)
+        if not corners:
+            raise IngestError(f"{path}: {img.shape} px after resampling to {sampling_A} A is smaller than one "
+                              f"{tile}-px tile")
+        loaded[name] = (img, mask, float(pixel), corners)
+    assignment = split_files(sorted(loaded), cfg.get("splits", {"val": 0.2, "test": 0.2}), int(cfg.get("seed", 0)))
+    out: dict[str, dict[str, list]] = {s: {"images": [], "masks": [], "source_index": [], "tile_y": [], "tile_x": [],
+                                           "pixel_size_A_raw": []} for s in ("train", "val", "test")}
+    names = sorted(loaded)
+    for name in names:
+        img, mask, pixel, corners = loaded[name]
+        d = out[assignment[name]]
+        for y, x in corners:
+            d["images"].append(img[y:y + tile, x:x + tile].astype(np.float32))
+            d["masks"].append((mask[y:y + tile, x:x + tile] if mask is not None
+                               else np.zeros((tile, tile))).astype(np.uint8))
+            d["source_index"].append(names.index(name))
+            d["tile_y"].append(y)
+            d["tile_x"].append(x)
+            d["pixel_size_A_raw"].append(pixel)
+    result = {}
+    for split, d in out.items():
+        if d["images"]:
+            result[split] = {k: np.asarray(v) for k, v in d.items()}
+        else:
+            result[split] = {"images": np.zeros((0, tile, tile), np.float32),
+                             "masks": np.zeros((0, tile, tile), np.uint8), "source_index": np.zeros(0, np.int64),
+                             "tile_y": np.zeros(0, np.int64), "tile_x": np.zeros(0, np.int64),
+                             "pixel_size_A_raw": np.zeros(0)}
+    result["_sources"] = names
+    result["_has_masks"] = masks is not None
+    return result

@@ -1,0 +1,140 @@
+"""Every matrix against hand-computed values on small synthetic tables."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hrtem_ood.aggregation import ResultsError, aggregate, headline, plot_tables, read_results
+
+DOMS = ["a", "b", "c"]  # c is excluded from the std
+PRE = ["a", "b"]
+
+
+def _rows():
+    rows = []
+
+    def add(stage, p, t, e, v, seed=0, freeze="none", metric="paper_loss"):
+        rows.append({"run": f"{stage}{p}{t}{seed}{freeze}", "stage": stage, "pretrain_domain": p, "target_domain": t,
+                     "eval_domain": e, "metric": metric, "value": v, "seed": seed, "freeze": freeze})
+
+    # pretrained on a: losses on a, b, c for two seeds
+    for e, (v0, v1) in zip(DOMS, [(0.1, 0.3), (0.4, 0.4), (0.9, 0.7)], strict=True):
+        add("pretrain", "a", "a", e, v0, 0)
+        add("pretrain", "a", "a", e, v1, 1)
+    for e, v in zip(DOMS, [0.5, 0.2, 0.6], strict=True):
+        add("pretrain", "b", "b", e, v)
+    # a -> b after transfer: three models (median differs from mean)
+    for e, vs in zip(DOMS, [(0.2, 0.2, 0.8), (0.1, 0.1, 0.4), (0.3, 0.3, 0.3)], strict=True):
+        for k, v in enumerate(vs):
+            add("transfer", "a", "b", e, v, k, freeze=["none", "encoder", "decoder"][k])
+    # a -> c
+    for e, v in zip(DOMS, [0.3, 0.3, 0.2], strict=True):
+        add("transfer", "a", "c", e, v)
+    # a distractor metric that must be ignored
+    add("pretrain", "a", "a", "a", 99.0, metric="dice")
+    return rows
+
+
+def test_pretrain_matrix_and_std_median():
+    agg = aggregate(_rows(), DOMS, PRE, reduce="median", exclude_from_std=["c"])
+    assert np.allclose(agg["P"][0], [0.2, 0.4, 0.8])
+    assert np.allclose(agg["P"][1], [0.5, 0.2, 0.6])
+    # population std over a, b only
+    assert agg["PG"][0] == pytest.approx(np.std([0.2, 0.4]))
+    assert agg["PG"][1] == pytest.approx(0.15)
+
+
+def test_transfer_matrix_diagonal_and_shift_median_vs_mean():
+    med = aggregate(_rows(), DOMS, PRE, reduce="median", exclude_from_std=["c"])
+    mean = aggregate(_rows(), DOMS, PRE, reduce="mean", exclude_from_std=["c"])
+    # T[a, b] = loss on b after a -> b
+    assert med["T"][0, 1] == pytest.approx(0.1)
+    assert mean["T"][0, 1] == pytest.approx(0.2)
+    # diagonal convention: T[i, i] = P[i, i], TG[i, i] = PG[i], shift 0
+    assert med["T"][0, 0] == pytest.approx(0.2) and med["T"][1, 1] == pytest.approx(0.2)
+    assert med["TG"][0, 0] == pytest.approx(med["PG"][0]) and med["shift"][0, 0] == 0
+    # TG[a, b] = std(loss on a, b after a -> b), median per domain first: std(0.2, 0.1)
+    assert med["TG"][0, 1] == pytest.approx(0.05)
+    assert mean["TG"][0, 1] == pytest.approx(np.std([0.4, 0.2]))
+    assert med["shift"][0, 1] == pytest.approx(0.05 - 0.1)
+    # a -> c: loss on c is 0.2 but c is excluded from the std: std(0.3, 0.3) = 0
+    assert med["T"][0, 2] == pytest.approx(0.2) and med["TG"][0, 2] == pytest.approx(0.0)
+    # no b -> a transfer models: NaN, not zero
+    assert np.isnan(med["T"][1, 0]) and np.isnan(med["TG"][1, 2])
+
+
+def test_excluded_domain_changes_std():
+    inc = aggregate(_rows(), DOMS, PRE, exclude_from_std=[])
+    assert inc["PG"][0] == pytest.approx(np.std([0.2, 0.4, 0.8]))
+
+
+def test_filters_select_conditions():
+    agg = aggregate(_rows(), DOMS, PRE, filters={"freeze": ["decoder"]})
+    assert agg["T"][0, 1] == pytest.approx(0.4)
+    assert agg["pooled"]["freeze"] == ["decoder"]
+
+
+def test_headline_numbers():
+    agg = aggregate(_rows(), DOMS, PRE, exclude_from_std=["c"])
+    h = headline(agg)
+    assert h["in_domain_after_pretrain"] == pytest.approx((0.2 + 0.2) / 2)
+    assert h["in_domain_after_transfer"] == pytest.approx((0.1 + 0.2) / 2)  # pairs without models are skipped
+    assert h["mean_ood_shift"] == pytest.approx(((0.05 - 0.1) + (0.0 - 0.1)) / 2)
+    assert h["fraction_pairs_ood_improved"] == 1.0
+    assert h["n_pairs"] == 4
+
+
+def test_plot_tables_carry_defocus_and_sort_numerically():
+    agg = aggregate(_rows(), DOMS, PRE, exclude_from_std=["c"])
+    t = plot_tables(agg, {"a": 10.0, "b": -5.0, "c": None}, [["a", "b"]])
+    row = next(r for r in t["pretrain_loss"] if r["pretrain"] == "a" and r["eval"] == "b")
+    assert row["value"] == pytest.approx(0.4) and row["eval_defocus_nm"] == -5.0 and row["pretrain_defocus_nm"] == 10.0
+    ranks = {r["eval"]: r["x_sort"] for r in t["pretrain_loss"]}
+    assert ranks["b"] < ranks["a"] < ranks["c"]  # -5 nm, +10 nm, unknown last
+    bars = t["pair_bars"]
+    assert {(r["stage"], r["eval"]) for r in bars} == {(s, e) for s in ("pretrain", "transfer") for e in DOMS}
+    assert next(r for r in bars if r["stage"] == "transfer" and r["eval"] == "a")["value"] == pytest.approx(0.2)
+    assert all(r["value"] is not None for tab in t.values() for r in tab)
+    json.dumps(t, allow_nan=False)
+
+
+def test_read_results_formats_and_errors(tmp_path):
+    rows = _rows()[:3]
+    (tmp_path / "r.json").write_text(json.dumps(rows))
+    cols = list(rows[0])
+    (tmp_path / "r.csv").write_text(",".join(cols) + "\n" + "\n".join(",".join(str(r[c]) for c in cols) for r in rows))
+    from_json = [r["value"] for r in read_results(tmp_path / "r.json")]
+    assert from_json == [r["value"] for r in read_results(tmp_path / "r.csv")]
+    (tmp_path / "bad.csv").write_text("run,stage\nx,pretrain\n")
+    with pytest.raises(ResultsError, match="bad.csv: row 0 lacks columns"):
+        read_results(tmp_path / "bad.csv")
+    with pytest.raises(ResultsError, match="unsupported results format"):
+        read_results(tmp_path / "r.txt") if (tmp_path / "r.txt").write_text("x") else None
+    with pytest.raises(ResultsError, match="not declared"):
+        aggregate(_rows(), ["a", "b"], PRE)
+
+
+def test_aggregate_cli_on_a_foreign_table(tmp_path):
+    """`hrtem-ood aggregate` works on a results table produced elsewhere, with only a params file."""
+    import yaml
+    from conftest import tiny_params
+
+    from hrtem_ood.cli import main
+
+    p = tiny_params()
+    p["domains"] = {"a": {"defocus_nm": 10}, "b": {"defocus_nm": -5}, "c": {"defocus_nm": 0}}
+    p["pretrain"]["domains"] = PRE
+    p["transfer"]["pairs"] = {}
+    p["aggregate"].update(exclude_from_std=["c"], pairs=[["a", "b"]])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    (tmp_path / "published.json").write_text(json.dumps(_rows()))
+    rc = main(["--params", str(tmp_path / "params.yaml"), "aggregate", "--results", str(tmp_path / "published.json"),
+               "--out-metrics", str(tmp_path / "m"), "--out-plots", str(tmp_path / "pl")])
+    assert rc == 0
+    head = json.loads((tmp_path / "m/ood.json").read_text())
+    assert head["mean_ood_std_pretrain"] == pytest.approx((0.1 + 0.15) / 2, abs=1e-6)
+    for f in ("generalization.png", "generalization.svg", "domain_loss.png", "report.html", "ood_shift.json"):
+        assert (tmp_path / "pl" / f).stat().st_size > 0
+    html = (tmp_path / "pl/report.html").read_text()
+    assert "<svg" in html and "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html

@@ -1,0 +1,212 @@
+"""Ingesting experimental micrographs: every reader path used here, every bad-input case, round trip."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from hrtem_ood.ingest import IngestError, ingest_dataset, read_image
+from hrtem_ood.stages import run_ingest
+
+
+def _write_tif(path: Path, img: np.ndarray, pixel_A: float | None):
+    kw = {}
+    if pixel_A is not None:
+        kw = {"imagej": True, "resolution": (1 / (pixel_A / 10), 1 / (pixel_A / 10)), "metadata": {"unit": "nm"}}
+    tifffile.imwrite(path, img.astype(np.float32), **kw)
+
+
+def _write_mrc(path: Path, img: np.ndarray, pixel_A: float):
+    import mrcfile
+
+    with mrcfile.new(path) as m:
+        m.set_data(img.astype(np.float32))
+        m.voxel_size = pixel_A
+
+
+def _write_emd(path: Path, img: np.ndarray, pixel_A: float):
+    from rsciio.emd import file_writer
+
+    axes = [{"name": n, "units": "nm", "index_in_array": i, "size": s, "offset": 0.0, "scale": pixel_A / 10,
+             "navigate": False} for i, (n, s) in enumerate(zip("yx", img.shape, strict=True))]
+    meta = {"General": {"title": "t"}, "Signal": {}}
+    file_writer(str(path), {"data": img.astype(np.float32), "axes": axes, "metadata": meta, "original_metadata": {}})
+
+
+def _blob(size=96, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    mask = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2).astype(np.uint8)
+    return (100 + 20 * mask + rng.normal(0, 3, mask.shape)).astype(np.float32), mask
+
+
+@pytest.mark.parametrize("writer, suffix", [(_write_tif, ".tif"), (_write_mrc, ".mrc"), (_write_emd, ".emd")])
+def test_readers_return_image_and_pixel_size(tmp_path, writer, suffix):
+    img, _ = _blob()
+    writer(tmp_path / f"a{suffix}", img, 0.25)
+    data, pixel = read_image(tmp_path / f"a{suffix}")
+    assert pixel == pytest.approx(0.25, rel=1e-4)
+    assert data.shape == img.shape and np.allclose(data, img, atol=1e-3)
+
+
+def test_npy_and_png_have_no_pixel_size(tmp_path):
+    img, mask = _blob()
+    np.save(tmp_path / "a.npy", img)
+    Image.fromarray(mask * 255).save(tmp_path / "m.png")
+    assert read_image(tmp_path / "a.npy")[1] is None
+    m, pixel = read_image(tmp_path / "m.png")
+    assert pixel is None and set(np.unique(m)) == {0.0, 255.0}
+
+
+def _dataset(root: Path, n=3, pixel=0.2, with_masks=True):
+    (root / "images").mkdir(parents=True)
+    if with_masks:
+        (root / "masks").mkdir()
+    for k in range(n):
+        img, mask = _blob(seed=k)
+        _write_tif(root / "images" / f"s{k}.tif", img, pixel)
+        if with_masks:
+            Image.fromarray(mask * 255).save(root / "masks" / f"s{k}.png")
+    return {"root": str(root), "masks": with_masks, "tile_px": 64, "stride_px": 32,
+            "splits": {"val": 0.34, "test": 0.34}, "seed": 0}
+
+
+def test_ingest_tiles_resamples_and_splits_by_file(tmp_path):
+    cfg = _dataset(tmp_path / "raw", pixel=0.1)  # 96 px at 0.1 A -> 48 px at 0.2 A: smaller than a tile
+    with pytest.raises(IngestError, match="smaller than one 64-px tile"):
+        ingest_dataset(cfg, 0.2)
+    cfg = _dataset(tmp_path / "raw2", pixel=0.2)
+    out = ingest_dataset(cfg, 0.2)
+    per_split = {s: set(out[s]["source_index"].tolist()) for s in ("train", "val", "test")}
+    assert all(len(v) == 1 for v in per_split.values())  # three files, one per split, never shared
+    assert len(out["test"]["images"]) == 4  # 96 px, 64-px tiles every 32 px: 2 x 2
+    assert set(np.unique(out["train"]["masks"])) == {0, 1}
+
+
+def test_pixel_size_resampling(tmp_path):
+    root = tmp_path / "raw"
+    (root / "images").mkdir(parents=True)
+    img, _ = _blob(size=128)
+    _write_tif(root / "images" / "a.tif", img, 0.1)
+    out = ingest_dataset({"root": str(root), "masks": False, "tile_px": 64, "splits": {"val": 0, "test": 1}}, 0.2)
+    assert out["test"]["images"].shape == (1, 64, 64)  # 128 px at 0.1 A = 64 px at 0.2 A
+    assert out["test"]["pixel_size_A_raw"][0] == pytest.approx(0.1)
+
+
+def _bad(tmp_path, case):
+    cfg = _dataset(tmp_path / "raw")
+    img_dir, mask_dir = Path(cfg["root"]) / "images", Path(cfg["root"]) / "masks"
+    if case == "unreadable":
+        (img_dir / "s0.tif").write_bytes(b"not a tiff at all")
+        return cfg, "s0.tif: cannot read"
+    if case == "truncated":
+        data = (img_dir / "s1.tif").read_bytes()
+        (img_dir / "s1.tif").write_bytes(data[: len(data) // 3])
+        return cfg, "s1.tif: cannot read"
+    if case == "unsupported":
+        (img_dir / "s9.jpg").write_bytes(b"\xff\xd8")
+        return cfg, "s9.jpg: unsupported format"
+    if case == "shape":
+        Image.fromarray(np.zeros((50, 96), np.uint8)).save(mask_dir / "s2.png")
+        return cfg, "s2.png: mask shape (50, 96) differs"
+    if case == "nonbinary":
+        Image.fromarray(np.arange(96 * 96).reshape(96, 96).astype(np.uint8) % 3).save(mask_dir / "s2.png")
+        return cfg, "s2.png: mask is not binary"
+    if case == "nan":
+        img, _ = _blob()
+        img[3, 4] = np.nan
+        _write_tif(img_dir / "s0.tif", img, 0.2)
+        return cfg, "s0.tif: contains NaN or Inf"
+    if case == "no_pixel_size":
+        (img_dir / "s0.tif").unlink()
+        np.save(img_dir / "s0.npy", _blob()[0])
+        return cfg, "s0.npy: no pixel size"
+    if case == "stack":
+        (img_dir / "s0.tif").unlink()
+        tifffile.imwrite(img_dir / "s0.tif", np.zeros((3, 96, 96), np.float32), photometric="minisblack")
+        return cfg, "s0.tif: expected a 2-D image, got shape (3, 96, 96)"
+    if case == "duplicate":
+        np.save(img_dir / "s0.npy", _blob()[0])
+        return cfg, "duplicate name 's0'"
+    if case == "empty":
+        for p in img_dir.iterdir():
+            p.unlink()
+        return cfg, "images folder is empty"
+    if case == "unmatched":
+        (mask_dir / "s1.png").unlink()
+        return cfg, "masks do not match images"
+    raise AssertionError(case)
+
+
+CASES = ["unreadable", "truncated", "unsupported", "shape", "nonbinary", "nan", "no_pixel_size", "stack", "duplicate",
+         "empty", "unmatched"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_named_and_nothing_is_written(tmp_path, params, case, monkeypatch):
+    cfg, message = _bad(tmp_path, case)
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(cfg["root"]).rglob("*") if p.is_file()}
+    params["ingest"] = {"datasets": {"lab": cfg}}
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(IngestError) as err:
+        run_ingest(params, "lab", tmp_path / "out" / "lab")
+    assert message in str(err.value), str(err.value)
+    assert not (tmp_path / "out" / "lab").exists()
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(cfg["root"]).rglob("*") if p.is_file()}
+    assert before == after  # raw inputs untouched
+
+
+def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
+    """Simulated images exported as TIFF (with their pixel size) and ingested give back the same data."""
+    from hrtem_ood.imaging import configure_abtem
+    from hrtem_ood.simulation import simulate_scene
+    from hrtem_ood.stages import domain_images
+    from hrtem_ood.structures import build_scene
+
+    configure_abtem("numpy")
+    full, part, _ = build_scene(params["structures"], 0, "train", 7)
+    res = simulate_scene({"scene_id": 0, "numbers": full.numbers, "positions": full.positions,
+                          "cell": np.diag(full.cell.array), "is_particle": np.arange(len(full)) < len(part),
+                          "sim": params["simulate"], "Cs_mm": 0.5, "seed": 1})
+    dom = {**params["imaging"], "name": "dfm10", "defocus_nm": -10}
+    images = domain_images(res["waves"][None], np.array([res["zero_defocus_A"]]), np.array([0]), dom, 0.2, 300e3)
+    img, mask = images["images"][0], res["mask"]
+    root = tmp_path / "raw"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    _write_tif(root / "images" / "scene0.tif", img, 0.2)
+    np.save(root / "masks" / "scene0.npy", mask)
+    n = img.shape[0]
+    out = ingest_dataset({"root": str(root), "masks": True, "tile_px": n, "splits": {"val": 0, "test": 1}}, 0.2)
+    assert np.array_equal(out["test"]["images"][0], img)
+    assert np.array_equal(out["test"]["masks"][0], mask)
+    # exported at half the pixel size (upsampled), ingest resamples back
+    from scipy.ndimage import zoom
+
+    root2 = tmp_path / "raw2"
+    (root2 / "images").mkdir(parents=True)
+    (root2 / "masks").mkdir()
+    _write_tif(root2 / "images" / "scene0.tif", zoom(img, 2, order=1, grid_mode=True, mode="nearest"), 0.1)
+    np.save(root2 / "masks" / "scene0.npy", zoom(mask, 2, order=0, grid_mode=True, mode="nearest"))
+    out2 = ingest_dataset({"root": str(root2), "masks": True, "tile_px": n, "splits": {"val": 0, "test": 1}}, 0.2)
+    # linear up- then down-sampling of shot-noisy pixels: close, not equal
+    assert np.corrcoef(out2["test"]["images"][0].ravel(), img.ravel())[0, 1] > 0.9
+    assert (out2["test"]["masks"][0] == mask).mean() > 0.98
+
+
+def test_ingested_domain_joins_the_evaluation_domains(params):
+    from hrtem_ood.params import ParamsError, domain_names, expected_pairs, validate
+
+    params["ingest"] = {"datasets": {"lab": {"root": "raw/lab", "masks": True}, "nolabels": {"root": "raw/x"}}}
+    assert domain_names(params)[-1] == "lab" and "nolabels" not in domain_names(params)
+    with pytest.raises(ParamsError, match="transfer.pairs"):  # a labelled dataset is also a transfer target
+        validate(params)
+    params["transfer"]["pairs"] = expected_pairs(params)
+    validate(params)
+    assert "dfm10-to-lab" in params["transfer"]["pairs"]
+    params["ingest"]["datasets"]["dfm10"] = {"root": "raw/y"}
+    with pytest.raises(ParamsError, match="also a simulated domain"):
+        validate(params)

@@ -1,0 +1,67 @@
+"""Multislice of a real (small) scene: normalisation, labels vs the particle outline, calibration."""
+
+import numpy as np
+import pytest
+from scipy.spatial import ConvexHull
+from skimage.draw import polygon
+
+from hrtem_ood.imaging import contrast_vs_defocus
+from hrtem_ood.simulation import label_from_phase, simulate_scene
+from hrtem_ood.structures import build_scene
+
+
+@pytest.fixture(scope="module")
+def scene():
+    from conftest import tiny_params
+
+    p = tiny_params()
+    full, part, spec = build_scene(p["structures"], 0, "train", 2024)
+    task = {"scene_id": 0, "numbers": full.numbers, "positions": full.positions, "cell": np.diag(full.cell.array),
+            "is_particle": np.arange(len(full)) < len(part), "sim": p["simulate"], "Cs_mm": 0.5, "seed": 3}
+    return p, full, part, spec, simulate_scene(task)
+
+
+def test_exit_wave_is_vacuum_normalised(scene):
+    p, *_, res = scene
+    w = res["waves"]
+    n = round(p["structures"]["field_A"] / p["simulate"]["output_sampling_A"])
+    assert w.shape == (1, n, n) and w.dtype == np.complex64
+    assert np.mean(np.abs(w) ** 2) == pytest.approx(1.0, abs=0.02)
+
+
+def test_label_matches_projected_particle_outline(scene):
+    p, full, part, spec, res = scene
+    s = p["simulate"]["output_sampling_A"]
+    xy = part.positions[:, :2] / s
+    hull = xy[ConvexHull(xy).vertices]
+    outline = np.zeros(res["mask"].shape, bool)
+    rr, cc = polygon(hull[:, 0], hull[:, 1], outline.shape)  # array axis 0 = x in abTEM
+    outline[rr, cc] = True
+    mask = res["mask"].astype(bool)
+    iou = (mask & outline).sum() / (mask | outline).sum()
+    assert iou > 0.7, iou
+
+
+def test_threshold_order_matters_for_weak_particles():
+    """|phase| on atomic columns only: smoothing first keeps a disc, thresholding first keeps dots."""
+    n = 96
+    phase = np.zeros((n, n))
+    yy, xx = np.mgrid[:n, :n]
+    disc = (yy - 48) ** 2 + (xx - 48) ** 2 < 20**2
+    phase[(yy % 8 < 4) & (xx % 8 < 4) & disc] = 0.4  # column peaks above the threshold, mean 0.1 below
+    wave = np.exp(1j * phase)
+    a = label_from_phase(wave, 0.2, 0.05, 1.0, "smooth_then_threshold")
+    b = label_from_phase(wave, 0.2, 0.05, 1.0, "threshold_then_smooth")
+    assert a[disc].mean() > 0.95 and a[~disc].mean() < 0.05
+    assert b[disc].mean() < 0.6
+
+
+def test_calibration_minimises_particle_contrast(scene):
+    p, full, part, spec, res = scene
+    from hrtem_ood.simulation import exit_waves
+
+    pw = exit_waves(part, p["simulate"], 1, 0)[0]
+    z0 = res["zero_defocus_A"]
+    grid = z0 + np.array([-40.0, -10.0, -2.0, 0.0, 2.0, 10.0, 40.0])
+    c = contrast_vs_defocus(pw, p["simulate"]["output_sampling_A"], 300e3, grid, 0.5)
+    assert np.argmin(c) == 3
