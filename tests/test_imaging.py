@@ -30,8 +30,8 @@ def test_ctf_zero_crossings_match_closed_form_chi(defocus_A, Cs_mm):
     q = np.arange(prof.array.shape[-1]) * prof.sampling
     numeric = np.asarray(prof.array[0] if prof.array.ndim == 2 else prof.array).real
     analytic = -np.sin(chi_rad(q, defocus_A, Cs_mm * 1e7, 300e3))
-    zn = q[1:][np.diff(np.sign(numeric[1:])) != 0]
-    za = q[1:][np.diff(np.sign(analytic[1:])) != 0]
+    zn = q[2:][np.diff(np.sign(numeric[1:])) != 0]
+    za = q[2:][np.diff(np.sign(analytic[1:])) != 0]
     assert len(zn) == len(za) and len(za) >= 3
     assert np.max(np.abs(zn - za)) < 3 * prof.sampling
     # first zero of a pure-defocus CTF: q1 = 1 / sqrt(lambda |defocus|)

@@ -85,7 +85,9 @@ def test_changing_a_transfer_param_reruns_only_transfer_stages(repo):
 
 
 def test_plots_show_renders_every_plot(repo):
-    out = json.loads(dvc(repo, "plots", "show", "--json").stdout)
+    shown = json.loads(dvc(repo, "plots", "show", "--json").stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    out = shown["data"]
     for name in ("plots/pretrain_loss.json", "plots/transfer_loss.json", "plots/ood_std_pretrain.json",
                  "plots/ood_std_transfer.json", "plots/ood_shift.json", "plots/pair_bars.json"):
         assert name in out, sorted(out)

@@ -15,6 +15,8 @@ def scene():
     from conftest import tiny_params
 
     p = tiny_params()
+    p["structures"]["field_A"] = 48.0
+    p["structures"]["particles"]["diameter_A"] = [34.0, 38.0]  # the study's 3-5 nm range
     full, part, spec = build_scene(p["structures"], 0, "train", 2024)
     task = {"scene_id": 0, "numbers": full.numbers, "positions": full.positions, "cell": np.diag(full.cell.array),
             "is_particle": np.arange(len(full)) < len(part), "sim": p["simulate"], "Cs_mm": 0.5, "seed": 3}
@@ -39,7 +41,9 @@ def test_label_matches_projected_particle_outline(scene):
     outline[rr, cc] = True
     mask = res["mask"].astype(bool)
     iou = (mask & outline).sum() / (mask | outline).sum()
-    assert iou > 0.7, iou
+    # |phase| > pi/16 leaves out the thin rim of a sphere: the label sits inside the outline
+    assert iou > 0.6, iou
+    assert (mask & ~outline).sum() < 0.05 * mask.sum()
 
 
 def test_threshold_order_matters_for_weak_particles():

@@ -205,53 +205,78 @@ def _train_set(domains_dir, domain: str, split: str, n_images: int | None):
     return standardize(images), masks
 
 
-def _train_and_evaluate(params: dict, *, stage: str, pretrain_domain: str, target_domain: str, domains_dir,
-                        lr: float, epochs: int, n_images, freeze: str, init_dir: Path | None,
-                        model_dir: Path, results_path: Path, curves_path: Path) -> None:
-    import torch
+def train_one_seed(job: dict) -> dict:
+    """Train and evaluate one model (one seed). Plain-data in and out, so it can run on a dask worker.
+
+    ``job``: params, stage, domains, lr, epochs, n_images, freeze, seed, init_state (or None),
+    domains_dir. Returns the best state, its epoch, the result rows and the learning curve.
+    """
 
     from .evaluation import evaluate
-    from .io import write_csv
     from .model import build_model
     from .training import select_device, set_threads, train
 
+    params, seed = job["params"], job["seed"]
     tc = params["train"]
     set_threads(tc["threads"])
     device = select_device()
-    tr_x, tr_y = _train_set(domains_dir, target_domain, "train", n_images)
-    va_x, va_y = _train_set(domains_dir, target_domain, "val", None)
-    evals = _eval_sets(params, domains_dir)
-    rows, curves = [], []
-    lr_pre = float(params["pretrain"]["lr"])
+    tr_x, tr_y = _train_set(job["domains_dir"], job["target_domain"], "train", job["n_images"])
+    va_x, va_y = _train_set(job["domains_dir"], job["target_domain"], "val", None)
+    model = build_model(params["model"], seed)
+    if job["init_state"] is not None:
+        model.load_state_dict(job["init_state"])
+    model.freeze(job["freeze"])
+    res = train(model, tr_x, tr_y, va_x, va_y, tc, job["lr"], job["epochs"], seed=seed, device=device)
+    model.load_state_dict(res.best_state)
+    stage, p, t = job["stage"], job["pretrain_domain"], job["target_domain"]
+    run = f"pretrain:{p}:s{seed}" if stage == "pretrain" else f"transfer:{p}->{t}:s{seed}"
+    common = {"run": run, "stage": stage, "pretrain_domain": p, "target_domain": t, "seed": seed,
+              "freeze": job["freeze"] if stage == "transfer" else None,
+              "n_transfer": job["n_images"] if stage == "transfer" else None,
+              "lr_pretrain": float(params["pretrain"]["lr"]), "lr_transfer": job["lr"] if stage == "transfer" else None,
+              "epoch": res.best_epoch}
+    rows = []
+    for eval_domain, (ex, ey) in _eval_sets(params, job["domains_dir"]).items():
+        m = evaluate(model, ex, ey, device)
+        rows.extend({**common, "eval_domain": eval_domain, "metric": metric, "value": round(m[metric], 7)}
+                    for metric in METRIC_NAMES)
+    curve = [{"run": run, "seed": seed, **{k: round(v, 7) if isinstance(v, float) else v for k, v in c.items()}}
+             for c in res.curve]
+    print(f"{run}: best epoch {res.best_epoch}/{job['epochs']}, val loss {res.best_val_loss:.4f}, "
+          f"{res.images_seen / res.seconds:.1f} crops/s")
+    state = {k: v.detach().cpu() for k, v in res.best_state.items()}
+    return {"seed": seed, "state": state, "epoch": res.best_epoch, "rows": rows, "curve": curve}
+
+
+def _train_and_evaluate(params: dict, *, stage: str, pretrain_domain: str, target_domain: str, domains_dir,
+                        lr: float, epochs: int, n_images, freeze: str, init_dir: Path | None,
+                        model_dir: Path, results_path: Path, curves_path: Path) -> None:
+    """One model per seed: on the dask cluster when one is configured, else one after another here."""
+    import torch
+
+    from .io import write_csv
+    from .parallel import map_ordered, scheduler_address
+
+    jobs = []
+    for seed in params["train"]["seeds"]:
+        init = None
+        if init_dir is not None:
+            init = torch.load(init_dir / f"seed{seed}.pt", map_location="cpu", weights_only=True)["state_dict"]
+        jobs.append({"params": {k: v for k, v in params.items() if k != "_source"}, "stage": stage,
+                     "pretrain_domain": pretrain_domain, "target_domain": target_domain,
+                     "domains_dir": str(Path(domains_dir).resolve()), "lr": lr, "epochs": epochs,
+                     "n_images": n_images, "freeze": freeze, "seed": seed, "init_state": init})
+    if scheduler_address():
+        results = map_ordered(train_one_seed, jobs, desc=f"{stage} seeds")
+    else:  # torch already uses every core for one model
+        results = [train_one_seed(job) for job in jobs]
     with atomic_path(model_dir, is_dir=True) as tmp_models:
-        for seed in tc["seeds"]:
-            model = build_model(params["model"], seed)
-            if init_dir is not None:
-                ckpt = torch.load(init_dir / f"seed{seed}.pt", map_location="cpu", weights_only=True)
-                model.load_state_dict(ckpt["state_dict"])
-            model.freeze(freeze)
-            res = train(model, tr_x, tr_y, va_x, va_y, tc, lr, epochs, seed=seed, device=device)
-            model.load_state_dict(res.best_state)
-            torch.save({"state_dict": res.best_state, "model": params["model"], "seed": seed,
-                        "epoch": res.best_epoch, "stage": stage, "pretrain_domain": pretrain_domain,
-                        "target_domain": target_domain}, tmp_models / f"seed{seed}.pt")
-            run = (f"pretrain:{pretrain_domain}:s{seed}" if stage == "pretrain"
-                   else f"transfer:{pretrain_domain}->{target_domain}:s{seed}")
-            common = {"run": run, "stage": stage, "pretrain_domain": pretrain_domain, "target_domain": target_domain,
-                      "seed": seed, "freeze": freeze if stage == "transfer" else None,
-                      "n_transfer": n_images if stage == "transfer" else None, "lr_pretrain": lr_pre,
-                      "lr_transfer": lr if stage == "transfer" else None, "epoch": res.best_epoch}
-            for eval_domain, (ex, ey) in evals.items():
-                m = evaluate(model, ex, ey, device)
-                for metric in METRIC_NAMES:
-                    rows.append({**common, "eval_domain": eval_domain, "metric": metric, "value": round(m[metric], 7)})
-            for c in res.curve:
-                curves.append({"run": run, "seed": seed, **{k: round(v, 7) if isinstance(v, float) else v
-                                                             for k, v in c.items()}})
-            print(f"{run}: best epoch {res.best_epoch}/{epochs}, val loss {res.best_val_loss:.4f}, "
-                  f"{res.images_seen / res.seconds:.1f} crops/s")
-    write_csv(results_path, rows, RESULT_COLUMNS)
-    write_json(curves_path, curves)
+        for r in results:
+            torch.save({"state_dict": r["state"], "model": params["model"], "seed": r["seed"], "epoch": r["epoch"],
+                        "stage": stage, "pretrain_domain": pretrain_domain, "target_domain": target_domain},
+                       tmp_models / f"seed{r['seed']}.pt")
+    write_csv(results_path, [row for r in results for row in r["rows"]], RESULT_COLUMNS)
+    write_json(curves_path, [c for r in results for c in r["curve"]])
 
 
 def run_pretrain(params: dict, domain: str, domains_dir: str | Path) -> None:
