@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import tiny_params
 
 pytestmark = pytest.mark.slow
