@@ -19,10 +19,42 @@ from hrtem_ood.datasets import read_h5
 pytestmark = pytest.mark.slow
 
 
+def pipeline_params() -> dict:
+    """The tiny params plus one experimental dataset (``raw/lab``), ingested as a domain."""
+    from hrtem_ood.params import expected_pairs
+
+    p = tiny_params()
+    p["ingest"] = {"datasets": {"lab": {"root": "raw/lab", "masks": True, "tile_px": 64, "stride_px": 64,
+                                        "splits": {"val": 0.34, "test": 0.34}, "seed": 0}}}
+    p["transfer"]["pairs"] = expected_pairs(p)
+    return p
+
+
+def _make_lab_data(root: Path) -> None:
+    """Six 128 px 'micrographs' (TIFF with pixel size 0.2 A) with PNG masks, written by the test."""
+    import tifffile
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    yy, xx = np.mgrid[:128, :128]
+    for k in range(6):
+        cy, cx = rng.integers(30, 98, size=2)
+        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < 20**2).astype(np.uint8)
+        img = rng.poisson(16 * (1 - 0.3 * mask) * (1 + 0.2 * np.cos(xx * 2 * np.pi / 17))).astype(np.float32)
+        tifffile.imwrite(root / "images" / f"m{k}.tif", img, imagej=True, resolution=(50.0, 50.0),
+                         metadata={"unit": "nm"})
+        Image.fromarray(mask * 255).save(root / "masks" / f"m{k}.png")
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    path = copy_repo(root / "repo", tiny_params())
+    path = copy_repo(root / "repo", pipeline_params())
+    _make_lab_data(path / "raw/lab")
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", "raw data")
     dvc(path, "repro")
     return path
 
@@ -32,7 +64,9 @@ def _sha(path: Path) -> str:
 
 
 def test_every_stage_wrote_its_outputs(repo):
-    p = tiny_params()
+    from hrtem_ood.params import domain_names
+
+    p = pipeline_params()
     for d in p["domains"]:
         for split in ("train", "val", "test"):
             arrays, attrs = read_h5(repo / "data/domains" / d / f"{split}.h5")
@@ -44,12 +78,21 @@ def test_every_stage_wrote_its_outputs(repo):
     for pair in p["transfer"]["pairs"]:
         rows = (repo / f"metrics/results/transfer/{pair}.csv").read_text().splitlines()
         assert rows[0].startswith("run,stage,pretrain_domain,target_domain,eval_domain,metric,value,seed")
-        assert len(rows) - 1 == len(p["domains"]) * 4  # one seed x every domain x 4 metrics
+        assert len(rows) - 1 == len(domain_names(p)) * 4  # one seed x every domain x 4 metrics
     head = json.loads((repo / "metrics/ood.json").read_text())
     assert head["n_pairs"] == len(p["transfer"]["pairs"])
     assert head["in_domain_after_pretrain"] is not None and head["mean_ood_std_transfer"] is not None
     for f in ("generalization.png", "generalization.svg", "domain_loss.png", "report.html"):
         assert (repo / "plots" / f).stat().st_size > 1000
+
+
+def test_ingested_dataset_is_an_evaluation_domain(repo):
+    arrays, attrs = read_h5(repo / "data/domains/lab/test.h5")
+    assert attrs["source"] == "ingested" and arrays["images"].shape[1:] == (64, 64)
+    pretrain = json.loads((repo / "plots/pretrain_loss.json").read_text())
+    assert {r["eval"] for r in pretrain} == {"dfm10", "df0", "dfp10", "lab"}
+    transfer = json.loads((repo / "plots/transfer_loss.json").read_text())
+    assert {"dfm10", "dfp10"} <= {r["pretrain"] for r in transfer if r["target"] == "lab"}
 
 
 def test_masks_identical_and_images_differ_across_domains(repo):
@@ -82,6 +125,7 @@ def test_changing_a_transfer_param_reruns_only_transfer_stages(repo):
     finally:
         params_path.write_text(original)
     assert changed == {f"transfer@{k}" for k in p["transfer"]["pairs"]}
+    assert len(changed) == 6
 
 
 def test_plots_show_renders_every_plot(repo):
@@ -114,3 +158,28 @@ def test_push_clone_pull_and_byte_identical_regeneration(repo, tmp_path):
     for f in ("data/structures/atoms.h5", "data/exitwaves/exitwaves.h5", "data/domains/df0/test.h5",
               "data/domains/df0/train.h5"):
         assert _sha(repo / f) == _sha(clone / f), f
+
+
+def test_compare_pools_two_real_experiments(repo, tmp_path):
+    """Two `dvc exp run` variants of the transfer stage, pooled by `hrtem-ood compare`."""
+    import os
+    import subprocess
+    import sys
+
+    dvc(repo, "exp", "run", "-n", "lr-high", "-S", "transfer.lr=0.0003")
+    # a workspace `dvc exp run` leaves its params applied: set both keys explicitly
+    dvc(repo, "exp", "run", "-n", "frozen-enc", "-S", "transfer.lr=0.0001", "-S", "transfer.freeze=encoder")
+    shown = dvc(repo, "exp", "show", "--json").stdout
+    assert "lr-high" in shown and "frozen-enc" in shown
+    exe = Path(sys.executable).with_name("hrtem-ood")
+    proc = subprocess.run([str(exe), "compare", "lr-high", "frozen-enc", "--out-metrics", str(tmp_path / "m"),
+                           "--out-plots", str(tmp_path / "p")], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pooled 2 experiments" in proc.stdout
+    head = json.loads((tmp_path / "m/ood.json").read_text())
+    assert head["experiments"] == ["frozen-enc", "lr-high"]
+    assert head["pooled_conditions"]["freeze"] == ["encoder", "none"]
+    assert sorted(head["pooled_conditions"]["lr_transfer"]) == ["0.0001", "0.0003"]
+    assert head["models_per_cell"]["transfer_models_per_cell"] == [2, 2]
+    assert (tmp_path / "p/generalization.png").stat().st_size > 1000

@@ -235,6 +235,8 @@ def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
         c.choice("train.loss", LOSSES)
         c.number("train.lr_decay_per_epoch", 0.0, 1.0, strict_lo=True)
         c.number("train.threads", 1, integer=True)
+        if not isinstance(params["train"].get("amp", False), bool):
+            c.fail("train.amp", f"must be true or false, got {params['train']['amp']!r}")
 
     if "pretrain" in want:
         pdoms = c.get("pretrain.domains")

@@ -63,7 +63,9 @@ def _heat(rows, x, y, title, color_title, scheme="viridis", domain_mid=None, wid
     import altair as alt
 
     n_y = len({r[y] for r in rows}) or 1
-    scale = alt.Scale(scheme=scheme, domainMid=domain_mid) if domain_mid is not None else alt.Scale(scheme=scheme)
+    # losses and stds start at 0, so small differences are not blown up by the colour scale
+    scale = (alt.Scale(scheme=scheme, domainMid=domain_mid) if domain_mid is not None
+             else alt.Scale(scheme=scheme, zero=True))
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X(f"{x}_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title=_axis_title(x),
                 axis=alt.Axis(labelAngle=0)),
@@ -90,7 +92,7 @@ def generalization_chart(tables: dict, defocus_nm: dict, metric: str):
         x=alt.X("stage_label:O", title=""),
         y=alt.Y("pretrain_label:O", sort=alt.EncodingSortField(field="y_sort", op="min"),
                 title="Pretrain defocus (nm)"),
-        color=alt.Color("value:Q", scale=alt.Scale(scheme="magma"), title="std of loss"),
+        color=alt.Color("value:Q", scale=alt.Scale(scheme="magma", zero=True), title="std of loss"),
     ).properties(title="After PT", width=30, height=22 * max(len(pg), 1))
     tg = _heat(_with_labels(tables["ood_std_transfer"], defocus_nm), "target", "pretrain",
                "Generalization after transfer learning", "std of loss", scheme="magma")

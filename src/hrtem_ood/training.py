@@ -92,6 +92,8 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
     batches = CropBatches(train_images, train_masks, int(cfg["crop_px"]), int(cfg["crops_per_image"]),
                           int(cfg["batch_size"]), cfg["augment"], rng)
     val_key = "ce" if cfg["loss"] == "ce" else "softmax_ce"
+    cuda = device.type == "cuda"
+    amp = bool(cfg.get("amp", False)) and cuda  # bf16 autocast on CUDA only; CPU runs stay in float32
     best = TrainResult(best_state={}, best_epoch=0, best_val_loss=float("inf"))
     t0 = time.perf_counter()
     seen = 0
@@ -99,9 +101,12 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
         model.train()
         total, count = 0.0, 0
         for xb, yb in batches.epoch():
+            if cuda:  # pinned host memory lets the copy overlap with compute
+                xb, yb = xb.pin_memory(), yb.pin_memory()
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss = loss_fn(model(xb).float(), yb)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(xb)
