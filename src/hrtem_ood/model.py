@@ -15,7 +15,7 @@ from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-FREEZE_MODES = ("none", "encoder", "decoder")
+from .params import FREEZE_MODES  # one definition, shared with params validation
 
 
 def _conv_block(cin: int, cout: int) -> nn.Sequential:
