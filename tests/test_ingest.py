@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from dm_writer import write_dm
 from PIL import Image
 
 from hrtem_ood.ingest import IngestError, ingest_dataset, read_image
@@ -36,6 +37,14 @@ def _write_emd(path: Path, img: np.ndarray, pixel_A: float):
     file_writer(str(path), {"data": img.astype(np.float32), "axes": axes, "metadata": meta, "original_metadata": {}})
 
 
+def _write_dm3(path: Path, img: np.ndarray, pixel_A: float):
+    write_dm(path, img.astype(np.float32), pixel_A / 10, units="nm")
+
+
+def _write_dm4(path: Path, img: np.ndarray, pixel_A: float):
+    write_dm(path, img.astype(np.float32), pixel_A, units="\u00c5")
+
+
 def _blob(size=96, seed=0):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:size, :size]
@@ -43,13 +52,27 @@ def _blob(size=96, seed=0):
     return (100 + 20 * mask + rng.normal(0, 3, mask.shape)).astype(np.float32), mask
 
 
-@pytest.mark.parametrize("writer, suffix", [(_write_tif, ".tif"), (_write_mrc, ".mrc"), (_write_emd, ".emd")])
+@pytest.mark.parametrize("writer, suffix", [(_write_tif, ".tif"), (_write_mrc, ".mrc"), (_write_emd, ".emd"),
+                                             (_write_dm3, ".dm3"), (_write_dm4, ".dm4")])
 def test_readers_return_image_and_pixel_size(tmp_path, writer, suffix):
     img, _ = _blob()
     writer(tmp_path / f"a{suffix}", img, 0.25)
     data, pixel = read_image(tmp_path / f"a{suffix}")
     assert pixel == pytest.approx(0.25, rel=1e-4)
     assert data.shape == img.shape and np.allclose(data, img, atol=1e-3)
+
+
+def test_uncalibrated_dm_file_takes_pixel_size_from_params(tmp_path):
+    root = tmp_path / "raw"
+    (root / "images").mkdir(parents=True)
+    img, _ = _blob(size=128)
+    write_dm(root / "images" / "a.dm4", (img * 10).astype(np.uint16), None)  # DM's default: uncalibrated pixels
+    assert read_image(root / "images" / "a.dm4")[1] is None
+    cfg = {"root": str(root), "masks": False, "tile_px": 64, "splits": {"val": 0, "test": 1}}
+    with pytest.raises(IngestError, match="a.dm4: no pixel size"):
+        ingest_dataset(cfg, 0.2)
+    out = ingest_dataset({**cfg, "pixel_size_A": 0.1}, 0.2)
+    assert out["test"]["images"].shape == (1, 64, 64)  # 128 px at 0.1 A (from params) = 64 px at 0.2 A
 
 
 def test_npy_and_png_have_no_pixel_size(tmp_path):
@@ -106,6 +129,15 @@ def _bad(tmp_path, case):
         data = (img_dir / "s1.tif").read_bytes()
         (img_dir / "s1.tif").write_bytes(data[: len(data) // 3])
         return cfg, "s1.tif: cannot read"
+    if case == "truncated_dm":
+        data = write_dm(img_dir / "s1.dm3", _blob()[0], 0.02).read_bytes()
+        (img_dir / "s1.tif").unlink()
+        (img_dir / "s1.dm3").write_bytes(data[: len(data) // 2])
+        return cfg, "s1.dm3: cannot read"
+    if case == "stack_dm":
+        (img_dir / "s0.tif").unlink()
+        write_dm(img_dir / "s0.dm4", np.zeros((3, 96, 96), np.float32), 0.02)
+        return cfg, "s0.dm4: expected a 2-D image, got shape (3, 96, 96)"
     if case == "unsupported":
         (img_dir / "s9.jpg").write_bytes(b"\xff\xd8")
         return cfg, "s9.jpg: unsupported format"
@@ -141,8 +173,8 @@ def _bad(tmp_path, case):
     raise AssertionError(case)
 
 
-CASES = ["unreadable", "truncated", "unsupported", "shape", "nonbinary", "nan", "no_pixel_size", "stack", "duplicate",
-         "empty", "unmatched"]
+CASES = ["unreadable", "truncated", "truncated_dm", "unsupported", "shape", "nonbinary", "nan", "no_pixel_size",
+         "stack", "stack_dm", "duplicate", "empty", "unmatched"]
 
 
 @pytest.mark.parametrize("case", CASES)
