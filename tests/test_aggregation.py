@@ -83,6 +83,25 @@ def test_headline_numbers():
     assert h["mean_ood_shift"] == pytest.approx(((0.05 - 0.1) + (0.0 - 0.1)) / 2)
     assert h["fraction_pairs_ood_improved"] == 1.0
     assert h["n_pairs"] == 4
+    # the study's phenomena as numbers
+    assert h["ood_std_pretrain"] == {"a": pytest.approx(0.1), "b": pytest.approx(0.15)}
+    assert h["ood_std_pretrain_range"] == pytest.approx(0.05)
+    assert h["hardest_domain"] == "c"  # column means 0.35, 0.3, 0.7
+    assert h["hardest_domain_excess_loss"] == pytest.approx(0.7 - (0.35 + 0.3) / 2)
+    assert h["hardest_domain_model_ood_std_rank"] is None  # no model was pretrained on c
+    assert h["min_ood_shift"] == pytest.approx(-0.1) and h["min_ood_shift_pair"] == "a-to-c"
+    rows_p = np.nanstd(agg["P"], axis=0).mean()
+    assert h["row_spread_ratio"] == pytest.approx(np.nanstd(agg["T"], axis=0).mean() / rows_p, rel=1e-4)
+
+
+def test_headline_ranks_the_ood_std_of_the_model_pretrained_on_the_hardest_domain():
+    rows = [{"run": p, "stage": "pretrain", "pretrain_domain": p, "target_domain": p, "eval_domain": e,
+             "metric": "paper_loss", "value": v}
+            for p, vals in (("a", (0.1, 0.5)), ("b", (0.3, 0.4))) for e, v in zip("ab", vals, strict=True)]
+    h = headline(aggregate(rows, ["a", "b"], ["a", "b"], exclude_from_std=[]))
+    assert h["hardest_domain"] == "b"  # column means 0.2 and 0.45
+    assert h["hardest_domain_model_ood_std_rank"] == 1  # PG b = 0.05 < PG a = 0.2
+    assert h["min_ood_shift"] is None and h["row_spread_ratio"] is None  # no transfers
 
 
 def test_plot_tables_carry_defocus_and_sort_numerically():

@@ -14,6 +14,7 @@ Definitions (reduce = median or mean over every model of a cell: seeds, runs, co
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections import defaultdict
@@ -28,20 +29,27 @@ class ResultsError(ValueError):
     """A results table is unreadable or lacks what aggregation needs; the message names the file."""
 
 
-def read_results(path: str | Path) -> list[dict]:
-    """Rows of a long-form results table (CSV, JSON list of rows, or Parquet)."""
+def read_results(path: str | Path, text: str | None = None) -> list[dict]:
+    """Rows of a long-form results table (CSV, JSON list of rows, or Parquet), checked.
+
+    ``text``: the table's contents when they do not come from the file system (e.g. a file of a dvc
+    experiment, read with ``dvc.api.read``); ``path`` then only names it and gives the format.
+    """
     path = Path(path)
-    if not path.is_file():
+    if text is None and not path.is_file():
         raise ResultsError(f"{path}: results table not found")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            with open(path, newline="") as fh:
-                rows = list(csv.DictReader(fh))
+            if text is None:
+                with open(path, newline="") as fh:
+                    rows = list(csv.DictReader(fh))
+            else:
+                rows = list(csv.DictReader(io.StringIO(text)))
         elif suffix == ".json":
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text() if text is None else text)
             rows = data["rows"] if isinstance(data, dict) and "rows" in data else data
-        elif suffix in (".parquet", ".pq"):
+        elif suffix in (".parquet", ".pq") and text is None:
             try:
                 import pyarrow.parquet as pq
             except ImportError as exc:
@@ -155,6 +163,28 @@ def headline(agg: dict) -> dict:
         v = np.asarray(v, float)
         return None if np.all(np.isnan(v)) else round(float(np.nanmean(v)), 6)
 
+    def r(x):
+        return None if x is None or not np.isfinite(x) else round(float(x), 6)
+
+    pg = np.asarray(agg["PG"], float)
+    row_pre, row_tr = m(np.nanstd(agg["P"], axis=0)), m(np.nanstd(agg["T"], axis=0))
+    # The study's phenomena as numbers (protocol.md): 1 = PG range, 2 = row spread ratio,
+    # 3 = hardest domain and the OOD-std rank of the model pretrained on it, 4 = most negative shift.
+    with np.errstate(all="ignore"):
+        col_mean = np.nanmean(agg["P"], axis=0)
+    hardest = hardest_rank = excess = None
+    if np.any(np.isfinite(col_mean)):
+        j = int(np.nanargmax(col_mean))
+        hardest = doms[j]
+        excess = r(col_mean[j] - np.nanmean(np.delete(col_mean, j))) if len(doms) > 1 else None
+        if hardest in pres and np.isfinite(pg[pres.index(hardest)]):
+            valid = pg[np.isfinite(pg)]
+            hardest_rank = int(np.sum(valid < pg[pres.index(hardest)])) + 1  # 1 = lowest OOD std
+    min_shift = min_pair = None
+    finite = [(agg["shift"][i, t], i, t) for i, t in off if np.isfinite(agg["shift"][i, t])]
+    if finite:
+        val, i, t = min(finite)
+        min_shift, min_pair = r(val), f"{pres[i]}-to-{doms[t]}"
     return {
         "metric": agg["metric"],
         "reduce": agg["reduce"],
@@ -164,9 +194,17 @@ def headline(agg: dict) -> dict:
         "mean_ood_std_transfer": m(tg),
         "mean_ood_shift": m(sh),
         "fraction_pairs_ood_improved": round(float(np.mean(sh_valid < 0)), 4) if len(sh_valid) else None,
-        "pretrain_loss_row_spread": m(np.nanstd(agg["P"], axis=0)),
-        "transfer_loss_row_spread": m(np.nanstd(agg["T"], axis=0)),
+        "pretrain_loss_row_spread": row_pre,
+        "transfer_loss_row_spread": row_tr,
         "n_pairs": len(off),
+        "ood_std_pretrain": {p: r(pg[i]) for i, p in enumerate(pres)},
+        "ood_std_pretrain_range": r(np.nanmax(pg) - np.nanmin(pg)) if np.any(np.isfinite(pg)) else None,
+        "row_spread_ratio": r(row_tr / row_pre) if row_pre and np.any(np.isfinite(in_tr)) else None,
+        "hardest_domain": hardest,
+        "hardest_domain_excess_loss": excess,
+        "hardest_domain_model_ood_std_rank": hardest_rank,
+        "min_ood_shift": min_shift,
+        "min_ood_shift_pair": min_pair,
     }
 
 

@@ -6,6 +6,7 @@ are imported inside the functions that need them so each stage starts quickly.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -182,11 +183,18 @@ METRIC_NAMES = ("ce", "paper_loss", "dice", "iou")
 
 def _eval_sets(params: dict, domains_dir: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Standardized test images and masks of every declared domain."""
+    return _load_eval_sets(str(Path(domains_dir).resolve()), tuple(domain_names(params)))
+
+
+@functools.lru_cache(maxsize=1)
+def _load_eval_sets(domains_dir: str, names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Loaded once per process (a stage's seeds, or the tasks a dask worker runs, share it); callers must not
+    modify the arrays."""
     from .datasets import load_split
     from .evaluation import standardize
 
     out = {}
-    for name in domain_names(params):
+    for name in names:
         d = load_split(domains_dir, name, "test")
         out[name] = (standardize(d["images"]), d["masks"])
     return out
@@ -433,18 +441,16 @@ def experiment_revs(exps: list[str] | None = None, repo: str | Path = ".") -> di
 
 def experiment_rows(name: str, rev: str, repo: str | Path = ".") -> list[dict]:
     """Every results row of one experiment's grid, tagged with the experiment's name."""
-    import csv
-    import io
-
     import dvc.api
+
+    from .aggregation import read_results
 
     p = dvc.api.params_show(repo=str(repo), rev=rev)
     files = [f"metrics/results/pretrain/{d}.csv" for d in p["pretrain"]["domains"]]
     files += [f"metrics/results/transfer/{k}.csv" for k in p["transfer"]["pairs"]]
     rows = []
     for f in files:
-        for row in csv.DictReader(io.StringIO(dvc.api.read(f, repo=str(repo), rev=rev))):
-            row["value"] = float(row["value"])
+        for row in read_results(f"{name}:{f}", text=dvc.api.read(f, repo=str(repo), rev=rev)):
             row["run"] = f"{name}/{row['run']}"
             row["experiment"] = name
             rows.append(row)
