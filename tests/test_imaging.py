@@ -7,9 +7,11 @@ from hrtem_ood.imaging import (
     chi_rad,
     configure_abtem,
     contrast_vs_defocus,
+    ctf_overlap,
     image_intensity,
     make_ctf,
     minimum_contrast_defocus,
+    phase_ctf,
     poisson_counts,
     wavelength_A,
 )
@@ -48,6 +50,34 @@ def test_focal_spread_envelope_uses_standard_deviation():
     lam = wavelength_A(300e3)
     expected = np.exp(-0.5 * (np.pi * lam * sigma) ** 2 * q**4)
     assert np.allclose(envelope, expected, atol=1e-4)
+
+
+def test_phase_ctf_matches_abtem_ctf_with_focal_spread():
+    ctf = make_ctf(300.0, 0.5, 10.0, 300e3)
+    prof = ctf.profiles(gpts=1000, max_angle=30)
+    q = np.arange(prof.array.shape[-1]) * prof.sampling
+    abtem_total = np.asarray(prof.array[0] if prof.array.ndim == 2 else prof.array).real
+    # abTEM's CTF is -sin(chi) times the envelopes (its sign convention for the phase term)
+    assert np.allclose(-phase_ctf(q, 300.0, 0.5e7, 300e3, 10.0), abtem_total, atol=1e-4)
+
+
+def test_ctf_overlap_against_closed_form():
+    lam, qm = wavelength_A(300e3), 0.6
+    # Cs = 0, no envelope: chi = -pi lam df q^2; with u = q^2 (q dq = du / 2) the overlap integrals are
+    # int_0^U sin(a u) sin(b u) du = [sin((a-b)U)/(a-b) - sin((a+b)U)/(a+b)] / 2, and U/2 - sin(2aU)/(4a) for a = b
+    def integral(a, b, U):
+        if a == b:
+            return U / 2 - np.sin(2 * a * U) / (4 * a)
+        return (np.sin((a - b) * U) / (a - b) - np.sin((a + b) * U) / (a + b)) / 2
+
+    da, db = 150.0, 400.0
+    a, b, U = np.pi * lam * da, np.pi * lam * db, qm**2
+    expected = integral(a, b, U) / np.sqrt(integral(a, a, U) * integral(b, b, U))
+    assert ctf_overlap(da, db, 0.0, 300e3, qm) == pytest.approx(expected, abs=1e-5)
+    assert ctf_overlap(da, da, 0.5, 300e3, qm, 10.0) == pytest.approx(1.0)
+    # Cs = 0: +df and -df are contrast-inverted copies; spherical aberration breaks the symmetry
+    assert ctf_overlap(200.0, -200.0, 0.0, 300e3, qm, 10.0) == pytest.approx(-1.0)
+    assert ctf_overlap(200.0, -200.0, 1.2, 300e3, qm, 10.0) > -0.9
 
 
 def test_poisson_counts_mean_and_variance_match_dose():
@@ -96,3 +126,37 @@ def test_defocus_reverses_contrast_of_weak_phase_object():
     minus = image_intensity(wave, 0.2, 300e3, -50.0, 0.0, 0.0)
     corr = np.corrcoef((plus - plus.mean()).ravel(), (minus - minus.mean()).ravel())[0, 1]
     assert corr < -0.95
+
+
+def test_ctf_overlap_command_correlates_overlap_with_the_ood_gap(tmp_path, params, monkeypatch):
+    """Pretraining results built so that the OOD gap falls exactly as the CTF overlap rises: the command
+    must pair each (pretrain, eval) gap with the overlap at the calibrated absolute defoci."""
+    import json
+
+    from hrtem_ood.stages import RESULT_COLUMNS, run_ctf_overlap
+
+    monkeypatch.chdir(tmp_path)
+    zero_A = 80.0
+    (tmp_path / "ew").mkdir()
+    (tmp_path / "ew" / "summary.json").write_text(json.dumps({"zero_defocus_A": [60.0, zero_A, 200.0]}))
+    res = tmp_path / "metrics/results/pretrain"
+    res.mkdir(parents=True)
+    im, expected = params["imaging"], {}
+    for p in params["pretrain"]["domains"]:
+        lines = [",".join(RESULT_COLUMNS)]
+        for d, dom in params["domains"].items():
+            ov = ctf_overlap(zero_A + 10 * params["domains"][p]["defocus_nm"], zero_A + 10 * dom["defocus_nm"],
+                             im["Cs_mm"], 300e3, 0.5, im["focal_spread_A"])
+            loss = 0.1 + 0.05 * (1 - ov) if d != p else 0.1
+            if d != p:
+                expected[(p, d)] = (ov, loss - 0.1)
+            lines.append(f"r{p},pretrain,{p},{p},{d},paper_loss,{loss},0,,,,,1")
+        (res / f"{p}.csv").write_text("\n".join(lines) + "\n")
+    out = run_ctf_overlap(params, tmp_path / "ew", 0.5, tmp_path / "o.json")
+    assert out["zero_defocus_A_median"] == zero_A
+    assert len(out["pairs"]) == len(expected) == 4
+    for t in out["pairs"]:
+        ov, gap = expected[(t["pretrain"], t["eval"])]
+        assert t["ctf_overlap"] == pytest.approx(ov, abs=1e-4) and t["ood_gap"] == pytest.approx(gap, abs=1e-6)
+    assert out["spearman_overlap_vs_gap"] == pytest.approx(-1.0)
+    assert json.loads((tmp_path / "o.json").read_text())["pairs"] == out["pairs"]

@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out-metrics", default="metrics/compare")
     s.add_argument("--out-plots", default="plots/compare")
 
+    s = sub.add_parser("ctf-overlap", help="does the CTF overlap of two domains predict the OOD gap after pretraining?")
+    s.add_argument("--exitwaves", default="data/exitwaves")
+    s.add_argument("--q-max", type=float, default=0.5, help="highest spatial frequency compared, 1/A (default 0.5)")
+    s.add_argument("--out", default=None, help="also write the table and correlation as JSON")
+
     s = sub.add_parser("ingest", help="bring experimental micrographs in as a domain")
     s.add_argument("--dataset", required=True)
     s.add_argument("--out", default=None, help="default: data/domains/<dataset>")
@@ -98,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
             stages.run_aggregate(params, args.results, args.out_metrics, args.out_plots)
         elif args.cmd == "compare":
             stages.run_compare(params, args.exps, args.out_metrics, args.out_plots)
+        elif args.cmd == "ctf-overlap":
+            stages.run_ctf_overlap(params, args.exitwaves, args.q_max, args.out)
         elif args.cmd == "ingest":
             stages.run_ingest(params, args.dataset, args.out or f"data/domains/{args.dataset}")
     except (ParamsError, ValueError, FileNotFoundError) as exc:

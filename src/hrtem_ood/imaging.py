@@ -35,6 +35,34 @@ def chi_rad(q_per_A: np.ndarray, defocus_A: float, Cs_A: float, energy_eV: float
     return np.pi * lam * (-defocus_A) * q_per_A**2 + 0.5 * np.pi * Cs_A * lam**3 * q_per_A**4
 
 
+def phase_ctf(q_per_A: np.ndarray, defocus_A: float, Cs_A: float, energy_eV: float,
+              focal_spread_sigma_A: float = 0.0) -> np.ndarray:
+    """Weak-phase-object transfer T(q) = sin(chi(q)) E_t(q), with the temporal coherence envelope
+    E_t = exp(-(1/2) (pi lambda delta)^2 q^4) for a focal spread of standard deviation delta."""
+    lam = wavelength_A(energy_eV)
+    envelope = np.exp(-0.5 * (np.pi * lam * focal_spread_sigma_A) ** 2 * q_per_A**4)
+    return np.sin(chi_rad(q_per_A, defocus_A, Cs_A, energy_eV)) * envelope
+
+
+def ctf_overlap(defocus_a_A: float, defocus_b_A: float, Cs_mm: float, energy_eV: float, q_max_per_A: float,
+                focal_spread_sigma_A: float = 0.0, n: int = 8192) -> float:
+    """Normalized overlap <T_a, T_b> / (|T_a| |T_b|) of two imaging conditions' phase transfer
+    functions over the disc |q| <= q_max (2-D measure q dq): 1 = same contrast at every frequency,
+    -1 = contrast inverted everywhere (as for +df and -df when Cs = 0), 0 = unrelated. The companion
+    paper of the study proposes it as a predictor of how far out of distribution one domain is for
+    a model trained on the other."""
+    q = np.linspace(0.0, float(q_max_per_A), int(n))
+    Cs_A = Cs_mm * 1e7
+    ta = phase_ctf(q, defocus_a_A, Cs_A, energy_eV, focal_spread_sigma_A)
+    tb = phase_ctf(q, defocus_b_A, Cs_A, energy_eV, focal_spread_sigma_A)
+
+    def inner(x, y):
+        return float(np.trapezoid(x * y * q, q))
+
+    norm = np.sqrt(inner(ta, ta) * inner(tb, tb))
+    return inner(ta, tb) / norm if norm > 0 else 0.0
+
+
 def configure_abtem(fft: str = "numpy") -> None:
     """Eager evaluation, CPU, a chosen FFT backend, no progress bars (the project shows its own).
 

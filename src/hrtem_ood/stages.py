@@ -396,6 +396,49 @@ def run_aggregate(params: dict, results: list[str] | None, out_metrics: str | Pa
 # ----------------------------------------------------------------------------------- presets
 
 
+def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float, out: str | Path | None) -> dict:
+    """Does the overlap of two domains' phase CTFs predict the OOD gap L_j(f_i) - L_i(f_i) after
+    pretraining (the companion paper's hypothesis)? Uses the median calibrated zero defocus of the
+    scenes as the absolute focus of the 0 nm domain; domains without a known defocus are skipped.
+    Cs and focal spread are taken per evaluated domain (the study's domains share them)."""
+    from scipy.stats import spearmanr
+
+    from .aggregation import aggregate, read_results
+    from .imaging import ctf_overlap
+
+    validate(params, ("imaging", "simulate", "aggregate"))
+    summary = read_json(Path(exitwaves_dir) / "summary.json")
+    zero_A = float(np.median(summary["zero_defocus_A"]))
+    doms, pres = domain_names(params), list(params["pretrain"]["domains"])
+    rows = [row for d in pres for row in read_results(Path("metrics/results/pretrain") / f"{d}.csv")]
+    agg = aggregate(rows, doms, pres, metric=params["aggregate"]["metric"], reduce=params["aggregate"]["reduce"])
+    energy_eV = float(params["simulate"]["energy_keV"]) * 1e3
+    defocus = domain_defocus_nm(params)
+    table = []
+    for i, p in enumerate(pres):
+        for j, d in enumerate(doms):
+            dp, dd = defocus.get(p), defocus.get(d)
+            if d == p or dp is None or dd is None or np.isnan(agg["P"][i, j]):
+                continue
+            im = domain_imaging(params, d)
+            ov = ctf_overlap(zero_A + 10 * dp, zero_A + 10 * dd, float(im["Cs_mm"]), energy_eV, q_max_per_A,
+                             float(im["focal_spread_A"]))
+            table.append({"pretrain": p, "eval": d, "ctf_overlap": round(ov, 4),
+                          "ood_gap": round(float(agg["P"][i, j] - agg["P"][i, doms.index(p)]), 6)})
+    if len(table) < 3:
+        raise ValueError("ctf-overlap needs pretraining results on at least 3 (pretrain, eval) pairs")
+    rho, pval = spearmanr([t["ctf_overlap"] for t in table], [t["ood_gap"] for t in table])
+    result = {"zero_defocus_A_median": round(zero_A, 2), "q_max_per_A": q_max_per_A, "metric": agg["metric"],
+              "spearman_overlap_vs_gap": round(float(rho), 4), "p_value": float(f"{pval:.3g}"), "pairs": table}
+    for t in table:
+        print(f"{t['pretrain']:>8} -> {t['eval']:<8} overlap {t['ctf_overlap']:+.3f}  OOD gap {t['ood_gap']:+.4f}")
+    print(f"Spearman rho(overlap, OOD gap) = {rho:+.3f} (p = {pval:.2g}, {len(table)} pairs; negative = "
+          f"less overlap, larger gap)")
+    if out:
+        write_json(out, result)
+    return result
+
+
 def preset_overrides(name: str, presets_dir: str | Path = "presets") -> list[str]:
     """``-S key=value`` arguments (shell-quoted) that apply ``presets/<name>.yaml`` with ``dvc exp run``."""
     import shlex
