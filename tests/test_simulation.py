@@ -69,3 +69,12 @@ def test_calibration_minimises_particle_contrast(scene):
     grid = z0 + np.array([-40.0, -10.0, -2.0, 0.0, 2.0, 10.0, 40.0])
     c = contrast_vs_defocus(pw, p["simulate"]["output_sampling_A"], 300e3, grid, 0.5)
     assert np.argmin(c) == 3
+
+
+def test_gaussian_focus_calibration_skips_the_search(scene):
+    p, full, part, spec, res = scene
+    assert res["zero_defocus_A"] != 0.0  # Cs = 0.5 mm: the minimum-contrast defocus is not Gaussian focus
+    sim = {**p["simulate"], "calibration": {**p["simulate"]["calibration"], "method": "gaussian_focus"}}
+    task = {"scene_id": 0, "numbers": part.numbers, "positions": part.positions, "cell": np.diag(part.cell.array),
+            "is_particle": np.ones(len(part), bool), "sim": sim, "Cs_mm": 0.5, "seed": 3}
+    assert simulate_scene(task)["zero_defocus_A"] == 0.0

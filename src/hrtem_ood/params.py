@@ -197,6 +197,7 @@ def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
         c.number("simulate.label.threshold_rad", 0.0, math.pi, strict_lo=True)
         c.number("simulate.label.smoothing_A", 0.0, 10.0)
         c.choice("simulate.label.order", ("smooth_then_threshold", "threshold_then_smooth"))
+        c.choice("simulate.calibration.method", ("minimum_contrast", "gaussian_focus"))
         c.number("simulate.calibration.search_A", 0.0, 2000.0, strict_lo=True)
         c.number("simulate.calibration.coarse_step_A", 0.0, strict_lo=True)
         c.number("simulate.calibration.fine_step_A", 0.0, strict_lo=True)
