@@ -393,7 +393,7 @@ def run_aggregate(params: dict, results: list[str] | None, out_metrics: str | Pa
     print(json.dumps({k: v for k, v in head.items() if not isinstance(v, dict)}, indent=1))
 
 
-# ----------------------------------------------------------------------------------- presets
+# ----------------------------------------------------------------------------------- analysis
 
 
 def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float, out: str | Path | None) -> dict:
@@ -437,6 +437,9 @@ def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float,
     if out:
         write_json(out, result)
     return result
+
+
+# ----------------------------------------------------------------------------------- presets
 
 
 def preset_overrides(name: str, presets_dir: str | Path = "presets") -> list[str]:
