@@ -119,12 +119,21 @@ def domains(ns=(2, 3, 4)) -> None:
             walls[n] = time.perf_counter() - t0
         print(f"N = {n} domains: {n} image + {n} pretrain + {n * (n - 1)} transfer stages, "
               f"dvc repro {walls[n]:.0f} s")
-    A = np.array([[1, n, n * (n - 1)] for n in ns], dtype=float)
-    coef, *_ = np.linalg.lstsq(A, np.array([walls[n] for n in ns]), rcond=None)
-    a, b, c = coef
-    print(f"fit: wall = {a:.0f} s + {b:.1f} s x N + {c:.1f} s x N(N-1)")
+    report_domains(walls)
+
+
+def report_domains(walls: dict[int, float]) -> None:
+    """Seconds per stage, and a least-squares fit wall = a + c N(N-1) (the transfer grid's growth)."""
+    ns = sorted(walls)
+    for n in ns:
+        stages = 2 * n + n * (n - 1)
+        print(f"  N = {n}: {walls[n] / stages:.1f} s per image/training stage")
+    A = np.array([[1.0, n * (n - 1)] for n in ns])
+    (a, c), *_ = np.linalg.lstsq(A, np.array([walls[n] for n in ns]), rcond=None)
+    resid = max(abs(a + c * n * (n - 1) - walls[n]) for n in ns)
+    print(f"fit: wall = {a:.0f} s + {c:.1f} s x N(N-1) (largest residual {resid:.0f} s)")
     for n in (5, 11):
-        print(f"  predicted N = {n} (all pretraining domains): {a + b * n + c * n * (n - 1):.0f} s")
+        print(f"  extrapolated N = {n} (all pretraining domains, tiny stages): {a + c * n * (n - 1):.0f} s")
 
 
 def main():
