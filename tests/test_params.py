@@ -2,6 +2,7 @@
 
 import pytest
 import yaml
+from conftest import REPO
 
 from hrtem_ood.cli import main
 from hrtem_ood.params import ParamsError, expected_pairs, validate
@@ -72,3 +73,28 @@ def test_pairs_write_regenerates_grid(tmp_path, params, capsys):
     fixed = load_params(path)
     validate(fixed)
     assert sorted(fixed["transfer"]["pairs"]) == ["df0-to-dfm10", "df0-to-dfp10"]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "presets").glob("*.yaml")))
+def test_every_preset_sets_existing_keys_to_valid_values(name):
+    """A preset's `-S key=value` overrides must name keys params.yaml has (dvc exp run -S would add a
+    misspelt key silently) and leave a params set that validates."""
+    import copy
+    import shlex
+
+    from hrtem_ood.stages import preset_overrides
+
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    args = preset_overrides(name, REPO / "presets")
+    assert args and args[::2] == ["-S"] * (len(args) // 2)
+    merged = copy.deepcopy(base)
+    for arg in args[1::2]:
+        key, value = shlex.split(arg)[0].split("=", 1)
+        *parents, leaf = key.split(".")
+        node = merged
+        for part in parents:
+            assert part in node, f"presets/{name}.yaml: {key}: no such section in params.yaml"
+            node = node[part]
+        assert leaf in node, f"presets/{name}.yaml: {key}: no such key in params.yaml"
+        node[leaf] = yaml.safe_load(value)
+    validate(merged)
