@@ -8,7 +8,7 @@ Usage: python benchmarks/scaling.py [params.yaml] [--skip-domains]
    concurrently on a 2-worker local dask cluster with 1 torch thread each (how a cluster runs seeds).
 3. Domains: the real ``dvc repro`` of a tiny pipeline in temporary copies of the repo with N = 2, 3, 4
    domains, every domain a pretraining domain (N pretraining stages, N(N-1) transfer stages), timed
-   whole; then a fit of wall = a + b N + c N(N-1) to say how the cost grows.
+   whole; seconds per stage, and a fit of wall = a + c N(N-1) to say how the cost grows.
 """
 
 from __future__ import annotations
@@ -40,19 +40,14 @@ def _with_workers(n: int, func, *args):
 
 
 def simulation(params: dict, n_scenes: int = 4) -> None:
+    from simulation_cost import scene_tasks  # benchmarks/ is on sys.path when run as a script
+
     from hrtem_ood.imaging import configure_abtem
     from hrtem_ood.parallel import map_ordered
     from hrtem_ood.simulation import simulate_scene
-    from hrtem_ood.structures import build_scene, scene_plan
 
-    sp, sim = params["structures"], params["simulate"]
-    configure_abtem(sim["fft"])
-    tasks = []
-    for sid, split, seed in scene_plan(sp)[:n_scenes]:
-        full, part, _ = build_scene(sp, sid, split, seed)
-        tasks.append({"scene_id": sid, "numbers": full.numbers, "positions": full.positions,
-                      "cell": np.diag(full.cell.array), "is_particle": np.arange(len(full)) < len(part),
-                      "sim": sim, "Cs_mm": params["imaging"]["Cs_mm"], "seed": seed})
+    configure_abtem(params["simulate"]["fft"])
+    tasks = scene_tasks(params, n_scenes)
     simulate_scene(tasks[0])  # warm-up: abTEM import and numba JIT in this process
     first, t1 = _with_workers(1, map_ordered, simulate_scene, tasks, "1 worker")
     second, t2 = _with_workers(2, map_ordered, simulate_scene, tasks, "2 workers")

@@ -17,18 +17,25 @@ from hrtem_ood.simulation import simulate_scene
 from hrtem_ood.structures import build_scene, scene_plan
 
 
+def scene_tasks(params: dict, n: int) -> list[dict]:
+    """``simulate_scene`` tasks for the first ``n`` scenes of the params' plan (built in memory)."""
+    sp = params["structures"]
+    tasks = []
+    for sid, split, seed in scene_plan(sp)[:n]:
+        full, part, _ = build_scene(sp, sid, split, seed)
+        tasks.append({"scene_id": sid, "numbers": full.numbers, "positions": full.positions,
+                      "cell": np.diag(full.cell.array), "is_particle": np.arange(len(full)) < len(part),
+                      "sim": params["simulate"], "Cs_mm": params["imaging"]["Cs_mm"], "seed": seed})
+    return tasks
+
+
 def main():
     params = load_params(sys.argv[1] if len(sys.argv) > 1 else "params.yaml")
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     sp, sim = params["structures"], params["simulate"]
     configure_abtem(sim["fft"])
-    plan = scene_plan(sp)[:n]
     t_sim, t_dom = [], []
-    for sid, split, seed in plan:
-        full, part, _ = build_scene(sp, sid, split, seed)
-        task = {"scene_id": sid, "numbers": full.numbers, "positions": full.positions,
-                "cell": np.diag(full.cell.array), "is_particle": np.arange(len(full)) < len(part), "sim": sim,
-                "Cs_mm": params["imaging"]["Cs_mm"], "seed": seed}
+    for task in scene_tasks(params, n):
         t0 = time.perf_counter()
         res = simulate_scene(task)
         t_sim.append(time.perf_counter() - t0)

@@ -82,7 +82,7 @@ def _simulate_scene(task: dict) -> dict:
     lab = sim["label"]
     mask = label_from_phase(particle_wave, s_out, lab["threshold_rad"], lab["smoothing_A"], lab["order"])
     cal = sim["calibration"]
-    if len(part) and cal.get("method", "minimum_contrast") == "minimum_contrast":
+    if len(part) and cal["method"] == "minimum_contrast":
         z0 = minimum_contrast_defocus(particle_wave, s_out, float(sim["energy_keV"]) * 1e3, task["Cs_mm"],
                                       cal["search_A"], cal["coarse_step_A"], cal["fine_step_A"])
     else:
