@@ -71,6 +71,25 @@ def test_calibration_minimises_particle_contrast(scene):
     assert np.argmin(c) == 3
 
 
+def test_band_limited_calibration_of_a_real_particle_has_one_minimum(scene):
+    """Cs = 0.5 mm, a real CdSe particle: band-limited to the first lattice fringes (|q| <= 0.35 1/A)
+    the contrast has a single minimum over +-30 nm, and the calibration finds it, in underfocus
+    (positive defocus balances Cs)."""
+    p, full, part, spec, res = scene
+    from hrtem_ood.imaging import band_limit, minimum_contrast_defocus
+    from hrtem_ood.simulation import exit_waves
+
+    s = p["simulate"]["output_sampling_A"]
+    pw = exit_waves(part, p["simulate"], 1, 0)[0]
+    grid = np.arange(-300.0, 301.0, 5.0)
+    c = contrast_vs_defocus(band_limit(pw, s, 0.35), s, 300e3, grid, 0.5)
+    local_minima = [i for i in range(1, len(c) - 1) if c[i] < c[i - 1] and c[i] < c[i + 1]]
+    assert len(local_minima) == 1
+    z0 = minimum_contrast_defocus(pw, s, 300e3, 0.5, 300.0, 2.0, 0.1, q_max_per_A=0.35)
+    assert abs(z0 - grid[local_minima[0]]) <= 5.0
+    assert z0 > 0
+
+
 def test_gaussian_focus_calibration_skips_the_search(scene):
     p, full, part, spec, res = scene
     assert res["zero_defocus_A"] != 0.0  # Cs = 0.5 mm: the minimum-contrast defocus is not Gaussian focus

@@ -121,10 +121,27 @@ def contrast_vs_defocus(wave: np.ndarray, sampling_A: float, energy_eV: float, d
     return np.concatenate(out)
 
 
+def band_limit(wave: np.ndarray, sampling_A: float, q_max_per_A: float) -> np.ndarray:
+    """``wave`` with every spatial frequency |q| > ``q_max_per_A`` removed (a sharp objective aperture)."""
+    wave = np.asarray(wave)
+    ky = np.fft.fftfreq(wave.shape[-2], sampling_A)
+    kx = np.fft.fftfreq(wave.shape[-1], sampling_A)
+    inside = ky[:, None] ** 2 + kx[None, :] ** 2 <= q_max_per_A**2
+    return np.fft.ifft2(np.fft.fft2(wave) * inside).astype(wave.dtype)
+
+
 def minimum_contrast_defocus(wave: np.ndarray, sampling_A: float, energy_eV: float, Cs_mm: float,
-                             search_A: float, coarse_step_A: float, fine_step_A: float) -> float:
+                             search_A: float, coarse_step_A: float, fine_step_A: float,
+                             q_max_per_A: float | None = None) -> float:
     """The defocus (A, abTEM convention) at which the image of ``wave`` has the least contrast:
-    a coarse grid over +-search_A, then a fine grid around the coarse minimum."""
+    a coarse grid over +-search_A, then a fine grid around the coarse minimum.
+
+    ``q_max_per_A`` limits the contrast to frequencies |q| <= q_max (an aperture for the calibration
+    only). With Cs > 0 the full-band contrast of a crystalline particle has many near-equal minima,
+    one for each lattice frequency passing a CTF zero; band-limited to the first lattice fringes it has
+    one (docs/fidelity.md)."""
+    if q_max_per_A is not None:
+        wave = band_limit(wave, sampling_A, q_max_per_A)
     coarse = np.arange(-search_A, search_A + coarse_step_A / 2, coarse_step_A)
     c = contrast_vs_defocus(wave, sampling_A, energy_eV, coarse, Cs_mm)
     best = coarse[int(np.argmin(c))]

@@ -201,6 +201,8 @@ def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
         c.number("simulate.calibration.search_A", 0.0, 2000.0, strict_lo=True)
         c.number("simulate.calibration.coarse_step_A", 0.0, strict_lo=True)
         c.number("simulate.calibration.fine_step_A", 0.0, strict_lo=True)
+        if params["simulate"]["calibration"].get("q_max_per_A") is not None:
+            c.number("simulate.calibration.q_max_per_A", 0.0, strict_lo=True)
 
     if "imaging" in want:
         for name in doms:

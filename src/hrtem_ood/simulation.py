@@ -84,7 +84,8 @@ def _simulate_scene(task: dict) -> dict:
     cal = sim["calibration"]
     if len(part) and cal["method"] == "minimum_contrast":
         z0 = minimum_contrast_defocus(particle_wave, s_out, float(sim["energy_keV"]) * 1e3, task["Cs_mm"],
-                                      cal["search_A"], cal["coarse_step_A"], cal["fine_step_A"])
+                                      cal["search_A"], cal["coarse_step_A"], cal["fine_step_A"],
+                                      cal.get("q_max_per_A"))
     else:
         z0 = 0.0
     return {"scene_id": task["scene_id"], "waves": waves, "mask": mask, "zero_defocus_A": z0,
