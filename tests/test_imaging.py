@@ -183,3 +183,21 @@ def test_band_limited_calibration_recovers_a_known_propagation():
     z0 = minimum_contrast_defocus(shifted, 0.2, 300e3, 0.0, 150.0, 1.0, 0.1, q_max_per_A=0.3)
     # the sharp aperture leaves a little amplitude ringing that moves the minimum by ~1 A (of 5 nm steps)
     assert z0 == pytest.approx(-d0, abs=2.0)
+
+
+def test_objective_aperture_blocks_fringes_beyond_its_cutoff():
+    """Unscattered beam plus one weak beam at q: the image shows fringes of period 1/q unless the
+    aperture (semiangle alpha, cutoff alpha / lambda) excludes q."""
+    n, s = 128, 0.2
+    x = np.arange(n) * s
+    lam = wavelength_A(300e3)
+    fringes = {}
+    for q in (8 / 25.6, 13 / 25.6):  # 8 and 13 periods across the 25.6 A field: 0.31 and 0.51 1/A
+        wave = (1 + 0.1 * np.exp(2j * np.pi * q * x))[None, None, :].repeat(n, axis=1).astype(np.complex64)
+        for aperture in (None, 0.4 * lam * 1e3):  # cutoff 0.4 1/A
+            img = image_intensity(wave, s, 300e3, 0.0, 0.0, 0.0, aperture)
+            fringes[q, aperture is not None] = float(img.std())
+    inside, outside = 8 / 25.6, 13 / 25.6
+    assert fringes[outside, False] > 0.1 and fringes[inside, False] > 0.1
+    assert fringes[inside, True] == pytest.approx(fringes[inside, False], rel=1e-3)  # inside the aperture
+    assert fringes[outside, True] < 1e-3  # outside: gone

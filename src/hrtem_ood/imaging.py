@@ -75,11 +75,15 @@ def configure_abtem(fft: str = "numpy") -> None:
                       "progress_bar": False})
 
 
-def make_ctf(defocus_A, Cs_mm: float, focal_spread_sigma_A: float, energy_eV: float):
-    """An abTEM CTF. ``defocus_A`` may be a scalar or a 1-D array (then an ensemble axis)."""
+def make_ctf(defocus_A, Cs_mm: float, focal_spread_sigma_A: float, energy_eV: float,
+             aperture_mrad: float | None = None):
+    """An abTEM CTF. ``defocus_A`` may be a scalar or a 1-D array (then an ensemble axis).
+    ``aperture_mrad``: objective-aperture semiangle (mrad; q_max = aperture / lambda), None = none."""
     import abtem
 
     kwargs = {}
+    if aperture_mrad is not None:
+        kwargs["semiangle_cutoff"] = float(aperture_mrad)
     if focal_spread_sigma_A > 0:
         kwargs["focal_spread"] = math.sqrt(2.0) * focal_spread_sigma_A  # abTEM: 1/e width
     return abtem.CTF(defocus=defocus_A, Cs=Cs_mm * 1e7, energy=energy_eV, **kwargs)
@@ -94,10 +98,10 @@ def _waves(array: np.ndarray, sampling_A: float, energy_eV: float):
 
 
 def image_intensity(exit_waves: np.ndarray, sampling_A: float, energy_eV: float, defocus_A: float,
-                    Cs_mm: float, focal_spread_sigma_A: float) -> np.ndarray:
-    """Noise-free image intensity (vacuum = 1): CTF applied to each frozen-phonon exit wave
-    (leading axes), intensities averaged incoherently over the phonon configurations."""
-    ctf = make_ctf(float(defocus_A), Cs_mm, focal_spread_sigma_A, energy_eV)
+                    Cs_mm: float, focal_spread_sigma_A: float, aperture_mrad: float | None = None) -> np.ndarray:
+    """Noise-free image intensity (vacuum = 1): CTF (and objective aperture, if any) applied to each
+    frozen-phonon exit wave (leading axes), intensities averaged incoherently over the phonons."""
+    ctf = make_ctf(float(defocus_A), Cs_mm, focal_spread_sigma_A, energy_eV, aperture_mrad)
     intensity = _waves(exit_waves, sampling_A, energy_eV).apply_ctf(ctf).intensity().array
     return intensity.reshape((-1,) + intensity.shape[-2:]).mean(axis=0)
 

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 DOMAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-IMAGING_KEYS = ("seed", "defocus_sigma_nm", "dose_e_per_A2", "focal_spread_A", "Cs_mm")
+IMAGING_KEYS = ("seed", "defocus_sigma_nm", "dose_e_per_A2", "focal_spread_A", "Cs_mm", "aperture_mrad")
 FREEZE_MODES = ("none", "encoder", "decoder")
 LOSSES = ("ce", "softmax_ce")
 METRICS = ("ce", "paper_loss", "dice", "iou")
@@ -213,6 +213,8 @@ def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
             c.number(where("dose_e_per_A2"), 0.0, strict_lo=True, value=d["dose_e_per_A2"])
             c.number(where("focal_spread_A"), 0.0, value=d["focal_spread_A"])
             c.number(where("Cs_mm"), -100.0, 100.0, value=d["Cs_mm"])
+            if d.get("aperture_mrad") is not None:
+                c.number(where("aperture_mrad"), 0.0, 1000.0, strict_lo=True, value=d["aperture_mrad"])
 
     if "model" in want:
         if not isinstance(c.get("model.encoder"), str):

@@ -115,7 +115,8 @@ def domain_images(waves: np.ndarray, zero_defocus_A: np.ndarray, scene_ids: np.n
         rng = np.random.default_rng(derive_seed(dom["seed"], dom["name"], "jitter", int(sid)))
         jitter = float(rng.normal(0.0, 10.0 * dom["defocus_sigma_nm"]))
         defocus = float(z0) + 10.0 * float(dom["defocus_nm"]) + jitter
-        intensity = image_intensity(w, sampling_A, energy_eV, defocus, dom["Cs_mm"], dom["focal_spread_A"])
+        intensity = image_intensity(w, sampling_A, energy_eV, defocus, dom["Cs_mm"], dom["focal_spread_A"],
+                                    dom.get("aperture_mrad"))
         seed = derive_seed(dom["seed"], dom["name"], "noise", int(sid))
         out["images"].append(poisson_counts(intensity, sampling_A, dom["dose_e_per_A2"], seed))
         out["defocus_A"].append(defocus)
@@ -151,6 +152,7 @@ def run_image(params: dict, domain: str, exitwaves_dir: str | Path, out_dir: str
                       "defocus_sigma_nm": float(dom["defocus_sigma_nm"]),
                       "dose_e_per_A2": float(dom["dose_e_per_A2"]), "focal_spread_A": float(dom["focal_spread_A"]),
                       "Cs_mm": float(dom["Cs_mm"]), "energy_eV": energy,
+                      "aperture_mrad": float(dom.get("aperture_mrad") or 0.0),
                       "defocus_convention": "abTEM: defocus = -C10, positive = underfocus",
                       "params_hash": stable_hash({"imaging": dom, "exitwaves": attrs["params_hash"]})})
 
