@@ -1,4 +1,4 @@
-"""Image formation: the objective-lens CTF, temporal coherence, minimum-contrast calibration, dose.
+"""Image formation: the objective-lens CTF and aperture, temporal coherence, minimum-contrast calibration, dose.
 
 Sign convention (abTEM's, the one used project-wide): ``defocus = -C10``; a positive defocus is
 underfocus. The aberration phase is
