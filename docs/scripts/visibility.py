@@ -1,0 +1,56 @@
+"""How visible are the particles at each defocus, without a network? (docs/fidelity.md)
+
+For each (Cs, defocus) the simulated exit waves of a run are imaged as the pipeline's image stage
+does (same seeds, jitter, focal spread and dose), standardized per image, lightly low-passed
+(Gaussian sigma 0.6 A) and reduced to the local standard deviation in 3 A windows. The particles'
+visibility is the separation d' of that local contrast inside the masks (eroded by 1 A) from
+outside them (dilated by 2 A): (mean_in - mean_out) / sqrt((var_in + var_out) / 2). Defocus is
+relative to each scene's calibrated zero (abTEM's sign, positive = underfocus); with the default
+imaging seed, jitter and noise are those of the pipeline's domain of that name (dfm25, df0, ...).
+
+    python docs/scripts/visibility.py data/exitwaves/exitwaves.h5 --cs 0,0.5 --defocus-nm -25,-10,0,10,25
+"""
+import argparse
+
+import numpy as np
+from scipy.ndimage import binary_dilation, binary_erosion, gaussian_filter, uniform_filter
+
+from hrtem_ood.datasets import read_h5
+from hrtem_ood.stages import domain_images
+
+
+def visibility(images: np.ndarray, masks: np.ndarray, sampling_A: float = 0.2) -> float:
+    inside, outside = [], []
+    for im, m in zip(images, masks.astype(bool), strict=True):
+        g = gaussian_filter((im - im.mean()) / im.std(), 0.6 / sampling_A)
+        w = int(round(3.0 / sampling_A))
+        local = np.sqrt(np.maximum(uniform_filter(g**2, w) - uniform_filter(g, w) ** 2, 0.0))
+        inside.append(local[binary_erosion(m, iterations=int(round(1.0 / sampling_A)))])
+        outside.append(local[~binary_dilation(m, iterations=int(round(2.0 / sampling_A)))])
+    a, b = np.concatenate(inside), np.concatenate(outside)
+    return float((a.mean() - b.mean()) / np.sqrt(0.5 * (a.var() + b.var())))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("exitwaves")
+    ap.add_argument("--cs", default="0,0.5", help="Cs values in mm, comma-separated")
+    ap.add_argument("--defocus-nm", default="-25,-15,-10,-5,0,5,10,15,25")
+    ap.add_argument("--focal-spread-A", type=float, default=10.0)
+    ap.add_argument("--dose", type=float, default=400.0, help="e/A^2")
+    args = ap.parse_args()
+    ew, attrs = read_h5(args.exitwaves)
+    s, e = float(attrs["sampling_A"]), float(attrs["energy_eV"])
+    for cs in (float(c) for c in args.cs.split(",")):
+        row = []
+        for df in (float(d) for d in args.defocus_nm.split(",")):
+            name = "df0" if df == 0 else f"df{'m' if df < 0 else 'p'}{abs(df):g}"  # the pipeline's domain names
+            dom = {"name": name, "seed": 3, "defocus_sigma_nm": 1.5, "defocus_nm": df, "Cs_mm": cs,
+                   "focal_spread_A": args.focal_spread_A, "dose_e_per_A2": args.dose}
+            ims = domain_images(ew["waves"], ew["zero_defocus_A"], ew["scene_id"], dom, s, e)["images"]
+            row.append(f"{df:+g}: {visibility(ims, ew['masks'], s):.2f}")
+        print(f"Cs {cs:g} mm  " + "  ".join(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
