@@ -5,8 +5,9 @@ does (same seeds, jitter, focal spread and dose), standardized per image, lightl
 (Gaussian sigma 0.6 A) and reduced to the local standard deviation in 3 A windows. The particles'
 visibility is the separation d' of that local contrast inside the masks (eroded by 1 A) from
 outside them (dilated by 2 A): (mean_in - mean_out) / sqrt((var_in + var_out) / 2). Defocus is
-relative to each scene's calibrated zero (abTEM's sign, positive = underfocus); with the default
-imaging seed, jitter and noise are those of the pipeline's domain of that name (dfm25, df0, ...).
+relative to each scene's calibrated zero (abTEM's sign, positive = underfocus). Imaging parameters
+come from params.yaml (`imaging`, then the domain's own keys, as in the image stage) with Cs
+replaced, so at a declared domain's defocus the jitter and noise are that domain's.
 
     python docs/scripts/visibility.py data/exitwaves/exitwaves.h5 --cs 0,0.5 --defocus-nm -25,-10,0,10,25
 """
@@ -16,6 +17,7 @@ import numpy as np
 from scipy.ndimage import binary_dilation, binary_erosion, gaussian_filter, uniform_filter
 
 from hrtem_ood.datasets import read_h5
+from hrtem_ood.params import domain_imaging, load_params
 from hrtem_ood.stages import domain_images
 
 
@@ -36,17 +38,20 @@ def main() -> None:
     ap.add_argument("exitwaves")
     ap.add_argument("--cs", default="0,0.5", help="Cs values in mm, comma-separated")
     ap.add_argument("--defocus-nm", default="-25,-15,-10,-5,0,5,10,15,25")
-    ap.add_argument("--focal-spread-A", type=float, default=10.0)
-    ap.add_argument("--dose", type=float, default=400.0, help="e/A^2")
+    ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
+    params = load_params(args.params)
+    by_defocus = {float(v["defocus_nm"]): k for k, v in params["domains"].items()}
     ew, attrs = read_h5(args.exitwaves)
     s, e = float(attrs["sampling_A"]), float(attrs["energy_eV"])
     for cs in (float(c) for c in args.cs.split(",")):
         row = []
         for df in (float(d) for d in args.defocus_nm.split(",")):
-            name = "df0" if df == 0 else f"df{'m' if df < 0 else 'p'}{abs(df):g}"  # the pipeline's domain names
-            dom = {"name": name, "seed": 3, "defocus_sigma_nm": 1.5, "defocus_nm": df, "Cs_mm": cs,
-                   "focal_spread_A": args.focal_spread_A, "dose_e_per_A2": args.dose}
+            if df in by_defocus:
+                dom = domain_imaging(params, by_defocus[df])
+            else:
+                dom = {**params["imaging"], "name": f"df{'m' if df < 0 else 'p'}{abs(df):g}", "defocus_nm": df}
+            dom["Cs_mm"] = cs
             ims = domain_images(ew["waves"], ew["zero_defocus_A"], ew["scene_id"], dom, s, e)["images"]
             row.append(f"{df:+g}: {visibility(ims, ew['masks'], s):.2f}")
         print(f"Cs {cs:g} mm  " + "  ".join(row), flush=True)
