@@ -57,10 +57,12 @@ def test_weak_phase_particles_vanish_at_gaussian_focus_with_cs0_and_show_when_de
     dom = domain_imaging(load_params(REPO / "params.yaml"), "df0")
     dom.update(Cs_mm=0.0, defocus_sigma_nm=0.0, dose_e_per_A2=1e4)
 
-    def d_prime(defocus_nm: float) -> float:
-        ims = domain_images(waves, np.zeros(N), np.arange(N), {**dom, "defocus_nm": defocus_nm}, 0.2, 300e3)
+    def d_prime(defocus_nm: float, Cs_mm: float = 0.0) -> float:
+        imaging = {**dom, "defocus_nm": defocus_nm, "Cs_mm": Cs_mm}
+        ims = domain_images(waves, np.zeros(N), np.arange(N), imaging, 0.2, 300e3)
         return visibility(ims["images"], masks, 0.2)
 
     assert abs(d_prime(0.0)) < 0.2
-    assert d_prime(20.0) == pytest.approx(d_prime(-20.0), abs=0.2)  # Cs = 0: +-df differ only in sign
+    assert d_prime(20.0) == pytest.approx(d_prime(-20.0), abs=0.2)  # Cs = 0: the contrast only flips sign
     assert d_prime(20.0) > 1.0
+    assert d_prime(0.0, Cs_mm=0.5) > 0.5  # Cs fills the minimum: fine detail shows at Gaussian focus
