@@ -22,15 +22,16 @@ from hrtem_ood.stages import domain_images
 
 
 def visibility(images: np.ndarray, masks: np.ndarray, sampling_A: float = 0.2) -> float:
+    sigma, w = 0.6 / sampling_A, int(round(3.0 / sampling_A))
+    erode, dilate = int(round(1.0 / sampling_A)), int(round(2.0 / sampling_A))
     inside, outside = [], []
     for im, m in zip(images, masks.astype(bool), strict=True):
         # the fields are periodic (so is the multislice); filters that reflect at the edges would
         # inflate the local contrast there
-        g = gaussian_filter((im - im.mean()) / im.std(), 0.6 / sampling_A, mode="wrap")
-        w = int(round(3.0 / sampling_A))
+        g = gaussian_filter((im - im.mean()) / im.std(), sigma, mode="wrap")
         local = np.sqrt(np.maximum(uniform_filter(g**2, w, mode="wrap") - uniform_filter(g, w, mode="wrap") ** 2, 0))
-        inside.append(local[binary_erosion(m, iterations=int(round(1.0 / sampling_A)))])
-        outside.append(local[~binary_dilation(m, iterations=int(round(2.0 / sampling_A)))])
+        inside.append(local[binary_erosion(m, iterations=erode)])
+        outside.append(local[~binary_dilation(m, iterations=dilate)])
     a, b = np.concatenate(inside), np.concatenate(outside)
     return float((a.mean() - b.mean()) / np.sqrt(0.5 * (a.var() + b.var())))
 
