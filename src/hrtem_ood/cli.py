@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--q-max", type=float, default=0.5, help="highest spatial frequency compared, 1/A (default 0.5)")
     s.add_argument("--out", default=None, help="also write the table and correlation as JSON")
 
+    s = sub.add_parser("vs-study", help="rank correlations of this run's matrices with the study's published ones")
+    s.add_argument("--results", nargs="*", help="results tables (default: those of the grid that exist)")
+    s.add_argument("--out", default=None, help="also write the correlations as JSON")
+
     s = sub.add_parser("ingest", help="bring experimental micrographs in as a domain")
     s.add_argument("--dataset", required=True)
     s.add_argument("--out", default=None, help="default: data/domains/<dataset>")
@@ -105,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             stages.run_compare(params, args.exps, args.out_metrics, args.out_plots)
         elif args.cmd == "ctf-overlap":
             stages.run_ctf_overlap(params, args.exitwaves, args.q_max, args.out)
+        elif args.cmd == "vs-study":
+            stages.run_vs_study(params, args.results, args.out)
         elif args.cmd == "ingest":
             stages.run_ingest(params, args.dataset, args.out or f"data/domains/{args.dataset}")
     except (ParamsError, ValueError, FileNotFoundError) as exc:

@@ -441,6 +441,38 @@ def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float,
     return result
 
 
+def run_vs_study(params: dict, results: list[str] | None, out: str | Path | None) -> dict:
+    """Rank correlations of this run's matrices with the study's published ones, reading the study's
+    defocus sign both ways (:mod:`reference`). Uses the grid's results tables that exist, so a run
+    with only some stages (e.g. pretraining only) compares what it has."""
+    from .aggregation import aggregate, read_results
+    from .reference import compare
+
+    validate(params, ("aggregate",))
+    files = [Path(f) for f in results] if results else [f for f in grid_result_files(params) if f.is_file()]
+    if not files:
+        raise FileNotFoundError("no results tables found (metrics/results/pretrain/*.csv); run the pipeline first")
+    rows = [row for f in files for row in read_results(f)]
+    ac = params["aggregate"]
+    agg = aggregate(rows, domain_names(params), params["pretrain"]["domains"], metric=ac["metric"],
+                    reduce=ac["reduce"], exclude_from_std=ac["exclude_from_std"], filters=ac["filters"])
+    defocus = domain_defocus_nm(params)
+    result = {"metric": agg["metric"], "reduce": agg["reduce"],
+              "readings": [compare(agg, defocus, mirror=False), compare(agg, defocus, mirror=True)]}
+    keys = ("P", "P_without_0nm", "PG", "T", "shift")
+    print("Spearman rho with the study's published matrices (cells compared in brackets):")
+    for r in result["readings"]:
+        cells = "  ".join(f"{k} {_rho(r[k]['rho'])} ({r[k]['n']})" for k in keys)
+        print(f"  {r['reading']:<34} {cells}")
+    if out:
+        write_json(out, result)
+    return result
+
+
+def _rho(x: float | None) -> str:
+    return "  n/a" if x is None else f"{x:+.2f}"
+
+
 # ----------------------------------------------------------------------------------- presets
 
 

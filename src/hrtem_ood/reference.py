@@ -1,0 +1,123 @@
+"""The study's published matrices, read from its figures, and how a run's matrices compare with them.
+
+Source: Rangel DaCosta et al., "Strategies for effective transfer learning for HRTEM analysis with
+neural networks", Elemental Microscopy EM000010 (2025, CC-BY-4.0): the loss matrices after pretraining
+(``P``) and after transfer (``T``) of its dataset-performance figure, and the OOD std after pretraining
+(``PG``), after transfer (``TG``) and its shift of its generalization figure (Fig. 8.1). Each cell is
+read by the nearest colour on its figure's colour bar (``docs/scripts/digitize_study.py`` writes
+``data/study_figures.json``). The colour bars end at 0.1 (loss) and 0.075 (OOD std), so larger
+values read as those (the +5 and +10 nm rows of ``P`` and ``TG`` +10 -> +5 nm are clipped); the
+figures show the mean over models (the captions say median; the published images match the mean).
+
+The study does not state its defocus sign convention. :func:`compare` reads the study's defocus as
+abTEM's (``mirror=False``, this project's convention) or as its opposite (``mirror=True``: the study's
++d nm is abTEM's -d nm: positive = overfocus, as the companion paper's
+``chi = pi lambda df q^2 + (pi/2) Cs lambda^3 q^4`` reads literally with Cs > 0; abTEM's own
+documentation writes that formula for its defocus = -C10, so the formula alone does not settle it).
+
+Pure numpy + scipy: no torch, no abTEM.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import numpy as np
+
+STUDY_FILE = "study_figures.json"
+
+
+def read_cells(image: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
+    """Median RGB of the central half of every cell of a matrix plot.
+
+    ``image``: (H, W, 3+) array; ``box``: (top, bottom, left, right) pixel rows/columns of the plotted
+    area inside its frame; ``shape``: (rows, columns) of the matrix. Returns (rows, columns, 3)."""
+    top, bottom, left, right = box
+    nr, nc = shape
+    h, w = (bottom - top) / nr, (right - left) / nc
+    if h < 4 or w < 4:
+        raise ValueError(f"cells of {h:.1f} x {w:.1f} px are too small to read (box {box}, shape {shape})")
+    out = np.empty((nr, nc, 3))
+    for i in range(nr):
+        for j in range(nc):
+            r, c = int(top + (i + 0.5) * h), int(left + (j + 0.5) * w)
+            patch = image[r - int(h / 4):r + int(h / 4) + 1, c - int(w / 4):c + int(w / 4) + 1, :3]
+            out[i, j] = np.median(patch.reshape(-1, 3).astype(float), axis=0)
+    return out
+
+
+def colorbar_lookup(rgb: np.ndarray, bar_rgb: np.ndarray, bar_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Value of the colour-bar entry nearest (Euclidean RGB) to each colour, and that distance.
+
+    ``rgb``: (..., 3); ``bar_rgb``: (n, 3) colours along the bar; ``bar_values``: (n,) their values."""
+    bar_rgb = np.asarray(bar_rgb, float)
+    d2 = ((np.asarray(rgb, float)[..., None, :] - bar_rgb) ** 2).sum(-1)
+    k = d2.argmin(-1)
+    return np.asarray(bar_values, float)[k], np.sqrt(np.take_along_axis(d2, k[..., None], -1)[..., 0])
+
+
+def load_study() -> dict:
+    """The digitized matrices: ``P``, ``T``, ``TG``, ``shift`` (5 x 11), ``PG`` (5), with
+    ``pretrain_nm`` (rows) and ``eval_nm`` (columns) in the study's own defocus labels."""
+    text = resources.files("hrtem_ood").joinpath("data", STUDY_FILE).read_text()
+    raw = json.loads(text)
+    out = dict(raw)
+    for k in ("P", "T", "TG", "shift", "PG"):
+        out[k] = np.asarray(raw[k], float)
+    return out
+
+
+def _spearman(a, b) -> tuple[float | None, int]:
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = ~(np.isnan(a) | np.isnan(b))
+    if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return None, int(ok.sum())
+    return round(float(spearmanr(a[ok], b[ok])[0]), 3), int(ok.sum())
+
+
+def compare(agg: dict, defocus_nm: dict[str, float | None], *, mirror: bool = False,
+            study: dict | None = None) -> dict:
+    """Spearman rank correlations between a run's matrices (``aggregation.aggregate`` output) and the
+    study's, over the cells both have. Domains are matched by defocus (``defocus_nm``: domain name ->
+    nm, None for domains without one, which are skipped); ``mirror=True`` matches our -d with the
+    study's +d. Ranks, not values, are compared: the study's losses are ~3x smaller and clipped at
+    0.1 in its figure.
+
+    Keys: ``P`` (every cell after pretraining), ``P_without_0nm``, ``PG`` (OOD std by pretraining
+    domain), ``T`` (loss on the target after transfer), ``shift`` (off-diagonal cells), each
+    ``{"rho": float | None, "n": cells}``; ``rho`` is None with fewer than 3 cells or a constant side."""
+    study = study if study is not None else load_study()
+    sign = -1.0 if mirror else 1.0
+    s_rows = {float(v): i for i, v in enumerate(study["pretrain_nm"])}
+    s_cols = {float(v): j for j, v in enumerate(study["eval_nm"])}
+    rows = [(i, s_rows.get(sign * defocus_nm[d])) for i, d in enumerate(agg["pretrain_domains"])
+            if defocus_nm.get(d) is not None]
+    cols = [(j, s_cols.get(sign * defocus_nm[d])) for j, d in enumerate(agg["domains"])
+            if defocus_nm.get(d) is not None]
+    rows = [(i, si) for i, si in rows if si is not None]
+    cols = [(j, sj) for j, sj in cols if sj is not None]
+    zero_col = s_cols.get(0.0)
+
+    def pairs(ours, theirs, skip=lambda i, si, j, sj: False):
+        a = [ours[i, j] for i, si in rows for j, sj in cols if not skip(i, si, j, sj)]
+        b = [theirs[si, sj] for i, si in rows for j, sj in cols if not skip(i, si, j, sj)]
+        return a, b
+
+    def diag(i, si, j, sj):
+        return study["pretrain_nm"][si] == study["eval_nm"][sj]
+
+    out = {"reading": "mirrored (study +d = abTEM -d)" if mirror else "abTEM sign (study +d = abTEM +d)"}
+    for key, (a, b) in {
+        "P": pairs(agg["P"], study["P"]),
+        "P_without_0nm": pairs(agg["P"], study["P"], lambda i, si, j, sj: sj == zero_col),
+        "T": pairs(agg["T"], study["T"], diag),
+        "shift": pairs(agg["shift"], study["shift"], diag),
+    }.items():
+        rho, n = _spearman(a, b)
+        out[key] = {"rho": rho, "n": n}
+    rho, n = _spearman([agg["PG"][i] for i, _ in rows], [study["PG"][si] for _, si in rows])
+    out["PG"] = {"rho": rho, "n": n}
+    return out
