@@ -123,6 +123,12 @@ def test_vs_study_cli_on_a_results_table(tmp_path, monkeypatch, capsys):
     direct, mirrored = out["readings"]
     assert mirrored["P"]["rho"] == 1.0 and direct["P"]["rho"] < 0.6
     assert "mirrored" in capsys.readouterr().out
+    # the aggregate stage carries the same numbers into metrics/ood.json (dvc exp show columns)
+    tables = [f"metrics/results/pretrain/{_name(p)}.csv" for p in PRE]
+    assert main(["aggregate", "--results", *tables, "--out-metrics", "m", "--out-plots", "p"]) == 0
+    head = json.load(open("m/ood.json"))["vs_study"]
+    assert head["mirrored"]["P"] == 1.0 and head["abtem_sign"]["P"] == direct["P"]["rho"]
+    assert head["mirrored"]["shift"] is None  # no transfers: nothing to compare
     monkeypatch.chdir(tmp_path / "metrics")
     yaml.safe_dump(params, open("params.yaml", "w"))
     assert main(["vs-study"]) == 2  # no results tables here: a clear error, not a traceback

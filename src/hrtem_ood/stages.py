@@ -370,6 +370,7 @@ def aggregate_and_write(params: dict, rows: list[dict], out_metrics: str | Path,
         write_json(out_plots / f"{name}.json", table)
     head = headline(agg)
     head.update(extra_head or {})
+    head["vs_study"] = vs_study_head(agg, defocus)
     head["pooled_conditions"] = {k: v for k, v in agg["pooled"].items()}
     head["models_per_cell"] = {k: list(v) for k, v in agg["models_per_cell"].items()}
     write_json(out_metrics / "ood.json", head)
@@ -441,6 +442,17 @@ def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float,
     return result
 
 
+VS_STUDY_KEYS = ("P", "P_without_0nm", "PG", "T", "shift")
+
+
+def vs_study_head(agg: dict, defocus: dict[str, float | None]) -> dict:
+    """Spearman rho of each matrix with the study's, both readings of its sign (for ``ood.json``)."""
+    from .reference import compare
+
+    return {name: {k: r[k]["rho"] for k in VS_STUDY_KEYS}
+            for name, r in (("abtem_sign", compare(agg, defocus)), ("mirrored", compare(agg, defocus, mirror=True)))}
+
+
 def run_vs_study(params: dict, results: list[str] | None, out: str | Path | None) -> dict:
     """Rank correlations of this run's matrices with the study's published ones, reading the study's
     defocus sign both ways (:mod:`reference`). Uses the grid's results tables that exist, so a run
@@ -459,7 +471,7 @@ def run_vs_study(params: dict, results: list[str] | None, out: str | Path | None
     defocus = domain_defocus_nm(params)
     result = {"metric": agg["metric"], "reduce": agg["reduce"],
               "readings": [compare(agg, defocus, mirror=False), compare(agg, defocus, mirror=True)]}
-    keys = ("P", "P_without_0nm", "PG", "T", "shift")
+    keys = VS_STUDY_KEYS
     print("Spearman rho with the study's published matrices (cells compared in brackets):")
     for r in result["readings"]:
         cells = "  ".join(f"{k} {_rho(r[k]['rho'])} ({r[k]['n']})" for k in keys)
