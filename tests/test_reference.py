@@ -132,3 +132,12 @@ def test_vs_study_cli_on_a_results_table(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path / "metrics")
     yaml.safe_dump(params, open("params.yaml", "w"))
     assert main(["vs-study"]) == 2  # no results tables here: a clear error, not a traceback
+
+
+def test_compare_reads_a_score_where_higher_is_better_as_a_loss():
+    """Dice falls where loss rises: a run reported in Dice whose 1 - Dice ranks like the study's loss
+    matches it (rho 1), not anti-matches it."""
+    agg, defocus = _agg_from(STUDY["P"])
+    dice = dict(agg, metric="dice", P=1 - agg["P"], T=1 - agg["T"])
+    assert compare(dice, defocus)["P"]["rho"] == 1.0
+    assert compare(dict(dice, metric="paper_loss"), defocus)["P"]["rho"] == -1.0

@@ -26,6 +26,7 @@ from importlib import resources
 import numpy as np
 
 STUDY_FILE = "study_figures.json"
+SCORES = ("dice", "iou")  # metrics where higher is better; the study's matrices are losses
 
 
 def read_cells(image: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
@@ -88,8 +89,12 @@ def compare(agg: dict, defocus_nm: dict[str, float | None], *, mirror: bool = Fa
 
     Keys: ``P`` (every cell after pretraining), ``P_without_0nm``, ``PG`` (OOD std by pretraining
     domain), ``T`` (loss on the target after transfer), ``shift`` (off-diagonal cells), each
-    ``{"rho": float | None, "n": cells}``; ``rho`` is None with fewer than 3 cells or a constant side."""
+    ``{"rho": float | None, "n": cells}``; ``rho`` is None with fewer than 3 cells or a constant side.
+    For a score where higher is better (``agg["metric"]`` dice or iou) P and T are compared as
+    1 - score, so a good match still reads positive; std and shift need no change."""
     study = study if study is not None else load_study()
+    if agg.get("metric") in SCORES:
+        agg = dict(agg, P=1 - agg["P"], T=1 - agg["T"])
     sign = -1.0 if mirror else 1.0
     s_rows = {float(v): i for i, v in enumerate(study["pretrain_nm"])}
     s_cols = {float(v): j for j, v in enumerate(study["eval_nm"])}

@@ -355,14 +355,22 @@ def grid_result_files(params: dict, root: str | Path = ".") -> list[Path]:
     return files
 
 
+def aggregate_as_params(params: dict, rows: list[dict]) -> dict:
+    """``aggregation.aggregate`` of ``rows`` over the declared domains, as the ``aggregate`` params say."""
+    from .aggregation import aggregate
+
+    ac = params["aggregate"]
+    return aggregate(rows, domain_names(params), params["pretrain"]["domains"], metric=ac["metric"],
+                     reduce=ac["reduce"], exclude_from_std=ac["exclude_from_std"], filters=ac["filters"])
+
+
 def aggregate_and_write(params: dict, rows: list[dict], out_metrics: str | Path, out_plots: str | Path,
                         extra_head: dict | None = None) -> dict:
-    from .aggregation import aggregate, headline, plot_tables
+    from .aggregation import headline, plot_tables
     from .plots import domain_loss_chart, generalization_chart, render, report_html
 
     ac = params["aggregate"]
-    agg = aggregate(rows, domain_names(params), params["pretrain"]["domains"], metric=ac["metric"],
-                    reduce=ac["reduce"], exclude_from_std=ac["exclude_from_std"], filters=ac["filters"])
+    agg = aggregate_as_params(params, rows)
     defocus = domain_defocus_nm(params)
     tables = plot_tables(agg, defocus, ac["pairs"])
     out_plots, out_metrics = Path(out_plots), Path(out_metrics)
@@ -457,24 +465,20 @@ def run_vs_study(params: dict, results: list[str] | None, out: str | Path | None
     """Rank correlations of this run's matrices with the study's published ones, reading the study's
     defocus sign both ways (:mod:`reference`). Uses the grid's results tables that exist, so a run
     with only some stages (e.g. pretraining only) compares what it has."""
-    from .aggregation import aggregate, read_results
+    from .aggregation import read_results
     from .reference import compare
 
     validate(params, ("aggregate",))
     files = [Path(f) for f in results] if results else [f for f in grid_result_files(params) if f.is_file()]
     if not files:
         raise FileNotFoundError("no results tables found (metrics/results/pretrain/*.csv); run the pipeline first")
-    rows = [row for f in files for row in read_results(f)]
-    ac = params["aggregate"]
-    agg = aggregate(rows, domain_names(params), params["pretrain"]["domains"], metric=ac["metric"],
-                    reduce=ac["reduce"], exclude_from_std=ac["exclude_from_std"], filters=ac["filters"])
+    agg = aggregate_as_params(params, [row for f in files for row in read_results(f)])
     defocus = domain_defocus_nm(params)
     result = {"metric": agg["metric"], "reduce": agg["reduce"],
               "readings": [compare(agg, defocus, mirror=False), compare(agg, defocus, mirror=True)]}
-    keys = VS_STUDY_KEYS
     print("Spearman rho with the study's published matrices (cells compared in brackets):")
     for r in result["readings"]:
-        cells = "  ".join(f"{k} {_rho(r[k]['rho'])} ({r[k]['n']})" for k in keys)
+        cells = "  ".join(f"{k} {_rho(r[k]['rho'])} ({r[k]['n']})" for k in VS_STUDY_KEYS)
         print(f"  {r['reading']:<34} {cells}")
     if out:
         write_json(out, result)
