@@ -1,4 +1,6 @@
-"""Read the study's published matrices from its figures (docs/fidelity.md, "Which sign did the study use?").
+"""Read the study's published matrices from its figures.
+
+docs/fidelity.md, "The study's matrices, read back from its figures", uses them.
 
 Each cell of the two published figures is read by the nearest colour on its figure's colour bar
 (`hrtem_ood.reference`). The pixel boxes below are those of the figures as published (2000 x 1059

@@ -69,6 +69,13 @@ def load_study() -> dict:
     return out
 
 
+def readings(agg: dict, defocus_nm: dict[str, float | None], study: dict | None = None) -> dict[str, dict]:
+    """:func:`compare` under both readings of the study's sign: ``abtem_sign`` and ``mirrored``."""
+    study = study if study is not None else load_study()
+    return {"abtem_sign": compare(agg, defocus_nm, study=study),
+            "mirrored": compare(agg, defocus_nm, mirror=True, study=study)}
+
+
 def _spearman(a, b) -> tuple[float | None, int]:
     from scipy.stats import spearmanr
 
@@ -96,15 +103,15 @@ def compare(agg: dict, defocus_nm: dict[str, float | None], *, mirror: bool = Fa
     if agg.get("metric") in SCORES:
         agg = dict(agg, P=1 - agg["P"], T=1 - agg["T"])
     sign = -1.0 if mirror else 1.0
-    s_rows = {float(v): i for i, v in enumerate(study["pretrain_nm"])}
-    s_cols = {float(v): j for j, v in enumerate(study["eval_nm"])}
-    rows = [(i, s_rows.get(sign * defocus_nm[d])) for i, d in enumerate(agg["pretrain_domains"])
-            if defocus_nm.get(d) is not None]
-    cols = [(j, s_cols.get(sign * defocus_nm[d])) for j, d in enumerate(agg["domains"])
-            if defocus_nm.get(d) is not None]
-    rows = [(i, si) for i, si in rows if si is not None]
-    cols = [(j, sj) for j, sj in cols if sj is not None]
-    zero_col = s_cols.get(0.0)
+
+    def match(names, study_nm):
+        """(our index, study index) of every domain whose (signed) defocus the study has."""
+        index = {float(v): k for k, v in enumerate(study_nm)}
+        nm = [defocus_nm.get(d) for d in names]
+        return [(i, index[sign * v]) for i, v in enumerate(nm) if v is not None and sign * v in index]
+
+    rows, cols = match(agg["pretrain_domains"], study["pretrain_nm"]), match(agg["domains"], study["eval_nm"])
+    zero_col = list(study["eval_nm"]).index(0) if 0 in study["eval_nm"] else None
 
     def pairs(ours, theirs, skip=lambda i, si, j, sj: False):
         a = [ours[i, j] for i, si in rows for j, sj in cols if not skip(i, si, j, sj)]

@@ -455,10 +455,9 @@ VS_STUDY_KEYS = ("P", "P_without_0nm", "PG", "T", "shift")
 
 def vs_study_head(agg: dict, defocus: dict[str, float | None]) -> dict:
     """Spearman rho of each matrix with the study's, both readings of its sign (for ``ood.json``)."""
-    from .reference import compare
+    from .reference import readings
 
-    return {name: {k: r[k]["rho"] for k in VS_STUDY_KEYS}
-            for name, r in (("abtem_sign", compare(agg, defocus)), ("mirrored", compare(agg, defocus, mirror=True)))}
+    return {name: {k: r[k]["rho"] for k in VS_STUDY_KEYS} for name, r in readings(agg, defocus).items()}
 
 
 def run_vs_study(params: dict, results: list[str] | None, out: str | Path | None) -> dict:
@@ -466,7 +465,7 @@ def run_vs_study(params: dict, results: list[str] | None, out: str | Path | None
     defocus sign both ways (:mod:`reference`). Uses the grid's results tables that exist, so a run
     with only some stages (e.g. pretraining only) compares what it has."""
     from .aggregation import read_results
-    from .reference import compare
+    from .reference import readings
 
     validate(params, ("aggregate",))
     files = [Path(f) for f in results] if results else [f for f in grid_result_files(params) if f.is_file()]
@@ -474,8 +473,7 @@ def run_vs_study(params: dict, results: list[str] | None, out: str | Path | None
         raise FileNotFoundError("no results tables found (metrics/results/pretrain/*.csv); run the pipeline first")
     agg = aggregate_as_params(params, [row for f in files for row in read_results(f)])
     defocus = domain_defocus_nm(params)
-    result = {"metric": agg["metric"], "reduce": agg["reduce"],
-              "readings": [compare(agg, defocus, mirror=False), compare(agg, defocus, mirror=True)]}
+    result = {"metric": agg["metric"], "reduce": agg["reduce"], "readings": list(readings(agg, defocus).values())}
     print("Spearman rho with the study's published matrices (cells compared in brackets):")
     for r in result["readings"]:
         cells = "  ".join(f"{k} {_rho(r[k]['rho'])} ({r[k]['n']})" for k in VS_STUDY_KEYS)
