@@ -131,7 +131,9 @@ def test_defocus_reverses_contrast_of_weak_phase_object():
 
 def test_ctf_overlap_command_correlates_overlap_with_the_ood_gap(tmp_path, params, monkeypatch):
     """Pretraining results built so that the OOD gap falls exactly as the CTF overlap rises: the command
-    must pair each (pretrain, eval) gap with the overlap at the calibrated absolute defoci."""
+    must pair each (pretrain, eval) gap with the overlap at the calibrated absolute defoci. Rows of a
+    second learning rate carry unrelated losses; ``aggregate.filters`` excludes them, as it does in the
+    aggregate stage, so they must not reach the cells."""
     import json
 
     from hrtem_ood.stages import RESULT_COLUMNS, run_ctf_overlap
@@ -151,8 +153,10 @@ def test_ctf_overlap_command_correlates_overlap_with_the_ood_gap(tmp_path, param
             loss = 0.1 + 0.05 * (1 - ov) if d != p else 0.1
             if d != p:
                 expected[(p, d)] = (ov, loss - 0.1)
-            lines.append(f"r{p},pretrain,{p},{p},{d},paper_loss,{loss},0,,,,,1")
+            lines.append(f"r{p},pretrain,{p},{p},{d},paper_loss,{loss},0,,,0.001,,1")
+            lines.append(f"q{p},pretrain,{p},{p},{d},paper_loss,{5.0 - loss},0,,,0.0001,,1")
         (res / f"{p}.csv").write_text("\n".join(lines) + "\n")
+    params["aggregate"]["filters"] = {"lr_pretrain": [0.001]}
     out = run_ctf_overlap(params, tmp_path / "ew", 0.5, tmp_path / "o.json")
     assert out["zero_defocus_A_median"] == zero_A
     assert len(out["pairs"]) == len(expected) == 4

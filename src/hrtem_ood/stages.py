@@ -411,10 +411,11 @@ def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float,
     """Does the overlap of two domains' phase CTFs predict the OOD gap L_j(f_i) - L_i(f_i) after
     pretraining (the companion paper's hypothesis)? Uses the median calibrated zero defocus of the
     scenes as the absolute focus of the 0 nm domain; domains without a known defocus are skipped.
-    Cs and focal spread are taken per evaluated domain (the study's domains share them)."""
+    Cs and focal spread are taken per evaluated domain (the study's domains share them). Loss cells
+    are reduced as the aggregate stage reduces them (``aggregate.metric``, ``reduce``, ``filters``)."""
     from scipy.stats import spearmanr
 
-    from .aggregation import aggregate, read_results
+    from .aggregation import read_results
     from .imaging import ctf_overlap
 
     validate(params, ("imaging", "simulate", "aggregate"))
@@ -422,7 +423,7 @@ def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float,
     zero_A = float(np.median(summary["zero_defocus_A"]))
     doms, pres = domain_names(params), list(params["pretrain"]["domains"])
     rows = [row for d in pres for row in read_results(Path("metrics/results/pretrain") / f"{d}.csv")]
-    agg = aggregate(rows, doms, pres, metric=params["aggregate"]["metric"], reduce=params["aggregate"]["reduce"])
+    agg = aggregate_as_params(params, rows)  # the same cells (filters, reduction) as the aggregate stage
     energy_eV = float(params["simulate"]["energy_keV"]) * 1e3
     defocus = domain_defocus_nm(params)
     table = []
