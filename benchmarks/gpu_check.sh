@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# Times one pretrain and one transfer stage on a CUDA GPU, at the default scale and with AMP.
+# Times one pretrain and one transfer stage on a CUDA GPU, at the default scale, without and with AMP.
 # Needs a finished data part of the pipeline (`dvc repro examples`). Skipped on machines without CUDA.
+# params.yaml is never edited: each run reads a temporary copy with train.amp set, and writes its
+# models and results into a temporary folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   echo "gpu_check: no CUDA device, skipped"; exit 0
 fi
 python -c "import torch; print('device:', torch.cuda.get_device_name(0))"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 for amp in false true; do
-  sed -i "s/^  amp: .*/  amp: $amp/" params.yaml
-  /usr/bin/time -f "pretrain@dfm10 amp=$amp: %e s wall" hrtem-ood pretrain --domain dfm10
-  /usr/bin/time -f "transfer@dfm10-to-dfp10 amp=$amp: %e s wall" hrtem-ood transfer --pair dfm10-to-dfp10
+  python - "$amp" "$tmp/params-$amp.yaml" <<'PY'
+import sys, yaml
+p = yaml.safe_load(open("params.yaml"))
+p["train"]["amp"] = sys.argv[1] == "true"
+yaml.safe_dump(p, open(sys.argv[2], "w"), sort_keys=False)
+PY
+  out="$tmp/$amp"
+  /usr/bin/time -f "pretrain@dfm10 amp=$amp: %e s wall" hrtem-ood --params "$tmp/params-$amp.yaml" pretrain \
+    --domain dfm10 --domains-dir data/domains --models-out "$out/pretrain" --results-out "$out/pretrain.csv" \
+    --curves-out "$out/pretrain.json"
+  /usr/bin/time -f "transfer@dfm10-to-dfp10 amp=$amp: %e s wall" hrtem-ood --params "$tmp/params-$amp.yaml" transfer \
+    --pair dfm10-to-dfp10 --domains-dir data/domains --init "$out/pretrain" --models-out "$out/transfer" \
+    --results-out "$out/transfer.csv" --curves-out "$out/transfer.json"
 done
-git checkout -q params.yaml

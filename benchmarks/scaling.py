@@ -42,7 +42,7 @@ def _with_workers(n: int, func, *args):
 def simulation(params: dict, n_scenes: int = 4) -> None:
     from simulation_cost import scene_tasks  # benchmarks/ is on sys.path when run as a script
 
-    from hrtem_ood.imaging import configure_abtem
+    from hrtem_ood.ctf import configure_abtem
     from hrtem_ood.parallel import map_ordered
     from hrtem_ood.simulation import simulate_scene
 

@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 
-from hrtem_ood.imaging import configure_abtem, image_intensity, poisson_counts
+from hrtem_ood.ctf import configure_abtem
+from hrtem_ood.imaging import image_intensity, poisson_counts
 from hrtem_ood.params import load_params
 from hrtem_ood.simulation import simulate_scene
 from hrtem_ood.structures import build_scene, scene_plan

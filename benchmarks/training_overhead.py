@@ -59,7 +59,7 @@ def main():
     print(f"bare PyTorch loop: {bare:.1f} crops/s")
     print(f"hrtem_ood.training.train (incl. per-epoch validation on {len(val_x)} images): {ours:.1f} crops/s")
     print(f"overhead: {(bare / ours - 1):.1%}")
-    code = ("import hrtem_ood.stages, hrtem_ood.model as m, hrtem_ood.params as p;"
+    code = ("import hrtem_ood.stages.pretrain, hrtem_ood.model as m, hrtem_ood.params as p;"
             "m.build_model(p.load_params('params.yaml')['model'])")
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from conftest import tiny_params
 
+from hrtem_ood.params import expected_pairs
+
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
@@ -65,18 +67,20 @@ def test_cluster_and_local_runs_agree(tmp_path, cluster):
     params = tiny_params()
     params["train"]["seeds"] = [0, 1]
     params["pretrain"]["domains"] = ["dfm10"]
-    params["transfer"]["pairs"] = {}
     params["domains"] = {k: params["domains"][k] for k in ("dfm10", "df0")}
+    params["transfer"]["pairs"] = expected_pairs(params)
+    params["aggregate"]["pairs"] = [["dfm10", "df0"]]
     dirs = {}
     for name, address in (("local", None), ("cluster", cluster)):
         d = tmp_path / name
         d.mkdir()
         (d / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        _run(d, ["structures"], None)
-        _run(d, ["simulate"], address)
+        _run(d, ["structures", "--out", "data/structures"], None)
+        _run(d, ["simulate", "--structures", "data/structures", "--out", "data/exitwaves"], address)
         for dom in params["domains"]:
-            _run(d, ["image", "--domain", dom], None)
-        _run(d, ["pretrain", "--domain", "dfm10"], address)
+            _run(d, ["image", "--domain", dom, "--exitwaves", "data/exitwaves", "--out", f"data/domains/{dom}"], None)
+        _run(d, ["pretrain", "--domain", "dfm10", "--domains-dir", "data/domains", "--models-out", "models/dfm10",
+                 "--results-out", "metrics/results/pretrain/dfm10.csv", "--curves-out", "curves.json"], address)
         dirs[name] = d
     for f in ("data/exitwaves/exitwaves.h5", "data/domains/dfm10/train.h5"):
         assert (dirs["local"] / f).read_bytes() == (dirs["cluster"] / f).read_bytes(), f

@@ -3,19 +3,9 @@
 import numpy as np
 import pytest
 
-from hrtem_ood.imaging import (
-    band_limit,
-    chi_rad,
-    configure_abtem,
-    contrast_vs_defocus,
-    ctf_overlap,
-    image_intensity,
-    make_ctf,
-    minimum_contrast_defocus,
-    phase_ctf,
-    poisson_counts,
-    wavelength_A,
-)
+from hrtem_ood.calibration import band_limit, contrast_vs_defocus, minimum_contrast_defocus
+from hrtem_ood.ctf import chi_rad, configure_abtem, ctf_overlap, make_ctf, phase_ctf, wavelength_A
+from hrtem_ood.imaging import image_intensity, poisson_counts
 
 configure_abtem("numpy")
 
@@ -136,7 +126,8 @@ def test_ctf_overlap_command_correlates_overlap_with_the_ood_gap(tmp_path, param
     aggregate stage, so they must not reach the cells."""
     import json
 
-    from hrtem_ood.stages import RESULT_COLUMNS, run_ctf_overlap
+    from hrtem_ood.analysis import run_ctf_overlap
+    from hrtem_ood.params import RESULT_COLUMNS
 
     monkeypatch.chdir(tmp_path)
     zero_A = 80.0

@@ -10,7 +10,7 @@ from dm_writer import write_dm
 from PIL import Image
 
 from hrtem_ood.ingest import IngestError, ingest_dataset, read_image
-from hrtem_ood.stages import run_ingest
+from hrtem_ood.stages.ingest import write_ingested
 
 
 def _write_tif(path: Path, img: np.ndarray, pixel_A: float | None):
@@ -184,7 +184,7 @@ def test_bad_input_is_named_and_nothing_is_written(tmp_path, params, case, monke
     params["ingest"] = {"datasets": {"lab": cfg}}
     monkeypatch.chdir(tmp_path)
     with pytest.raises(IngestError) as err:
-        run_ingest(params, "lab", tmp_path / "out" / "lab")
+        write_ingested(params, "lab", tmp_path / "out" / "lab")
     assert message in str(err.value), str(err.value)
     assert not (tmp_path / "out" / "lab").exists()
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(cfg["root"]).rglob("*") if p.is_file()}
@@ -193,9 +193,9 @@ def test_bad_input_is_named_and_nothing_is_written(tmp_path, params, case, monke
 
 def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
     """Simulated images exported as TIFF (with their pixel size) and ingested give back the same data."""
-    from hrtem_ood.imaging import configure_abtem
+    from hrtem_ood.ctf import configure_abtem
+    from hrtem_ood.imaging import domain_images
     from hrtem_ood.simulation import simulate_scene
-    from hrtem_ood.stages import domain_images
     from hrtem_ood.structures import build_scene
 
     configure_abtem("numpy")

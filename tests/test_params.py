@@ -21,24 +21,36 @@ def test_valid_default_and_tiny_params(params):
 @pytest.mark.parametrize(
     "edit, key, problem",
     [
-        (lambda p: p.update(domains={}), "domains", "non-empty"),
+        (lambda p: p.update(domains={}), "domains", "at least 1 item"),
         (lambda p: p["pretrain"].update(domains=["dfm10", "nope"]), "pretrain.domains", "unknown domain 'nope'"),
-        (lambda p: p["structures"].update(n_train=-3), "structures.n_train", ">= 1"),
-        (lambda p: p["structures"]["particles"].update(diameter_A=[30.0, -1.0]), "structures.particles.diameter_A",
-         ">= 5.0"),
+        (lambda p: p["structures"].update(n_train=-3), "structures.n_train", "greater than or equal to 1"),
+        (lambda p: p["structures"]["particles"].update(diameter_A=[30.0, -1.0]), "structures.particles.diameter_A.1",
+         "greater than or equal to 5"),
+        (lambda p: p["structures"]["particles"].update(count=[3, 1]), "structures.particles.count", "min must not"),
         (lambda p: p["simulate"].update(output_sampling_A=0.8), "simulate.output_sampling_A", "too coarse"),
         (lambda p: p["simulate"].update(output_sampling_A=0.25), "simulate.output_sampling_A", "integer multiple"),
-        (lambda p: p["imaging"].update(dose_e_per_A2=0), "imaging.dose_e_per_A2", "> 0"),
-        (lambda p: p["domains"]["df0"].update(dose_e_per_A2=-5.0), "domains.df0.dose_e_per_A2", "> 0"),
-        (lambda p: p["domains"]["df0"].update(defocus_mm=3), "domains.df0", "unknown keys"),
-        (lambda p: p["imaging"].update(aperture_mrad=0.0), "imaging.aperture_mrad", "> 0"),
-        (lambda p: p["domains"]["df0"].update(aperture_mrad="wide"), "domains.df0.aperture_mrad", "finite number"),
-        (lambda p: p["simulate"]["calibration"].update(q_max_per_A=-0.3), "simulate.calibration.q_max_per_A", "> 0"),
+        (lambda p: p["imaging"].update(dose_e_per_A2=0), "imaging.dose_e_per_A2", "greater than 0"),
+        (lambda p: p["domains"]["df0"].update(dose_e_per_A2=-5.0), "domains.df0.dose_e_per_A2", "greater than 0"),
+        (lambda p: p["domains"]["df0"].update(defocus_mm=3), "domains.df0.defocus_mm", "did you mean defocus_nm?"),
+        (lambda p: p["imaging"].update(aperture_mrad=0.0), "imaging.aperture_mrad", "greater than 0"),
+        (lambda p: p["domains"]["df0"].update(aperture_mrad="wide"), "domains.df0.aperture_mrad", "'wide'"),
+        (lambda p: p["simulate"]["calibration"].update(q_max_per_A=-0.3), "simulate.calibration.q_max_per_A",
+         "greater than 0"),
         (lambda p: p["train"].update(crop_px=100), "train.crop_px", "multiple of 32"),
-        (lambda p: p["transfer"].update(freeze="all"), "transfer.freeze", "one of"),
+        (lambda p: p["train"].update(crop_px=256), "train.crop_px", "larger than the simulated images (160 px)"),
+        (lambda p: p["train"].update(amp=1), "train.amp", "valid boolean"),
+        (lambda p: p["train"].update(seeds=[0, 0]), "train.seeds", "duplicate"),
+        (lambda p: p["transfer"].update(freeze="all"), "transfer.freeze", "'none', 'encoder' or 'decoder'"),
         (lambda p: p["transfer"]["pairs"].pop("dfm10-to-df0"), "transfer.pairs", "hrtem-ood pairs --write"),
         (lambda p: p["aggregate"].update(exclude_from_std=["df7"]), "aggregate.exclude_from_std", "declared"),
-        (lambda p: p["structures"].update(material="unobtainium"), "structures.material", "one of"),
+        # the six typos that used to validate silently
+        (lambda p: p["pretrain"].update(epoch=5), "pretrain.epoch", "unknown key; did you mean epochs?"),
+        (lambda p: p["train"].update(batchsize=5), "train.batchsize", "unknown key; did you mean batch_size?"),
+        (lambda p: p.update(trainning={"seeds": [0]}), "trainning", "unknown key; did you mean train?"),
+        (lambda p: p["transfer"].update(n_images=4), "transfer.n_images", "structures.n_train = 3"),
+        (lambda p: p["pretrain"].update(n_images=9), "pretrain.n_images", "structures.n_train = 3"),
+        (lambda p: p["aggregate"].update(filters={"freez": ["none"]}), "aggregate.filters.freez",
+         "not a results column, so it would drop every row; did you mean freeze?"),
     ],
 )
 def test_bad_params_name_key_and_problem(params, edit, key, problem):
@@ -46,17 +58,74 @@ def test_bad_params_name_key_and_problem(params, edit, key, problem):
     with pytest.raises(ParamsError) as err:
         validate(params)
     msg = str(err.value)
-    assert key in msg and problem in msg, msg
+    assert msg.startswith(f"params.yaml: {key}: ") and problem in msg and "\n" not in msg, msg
 
 
-def test_cli_fails_before_any_work(tmp_path, params, monkeypatch, capsys):
-    params["structures"]["n_val"] = 0
+BAD_FOR_STAGES = [
+    (lambda p: p["pretrain"].update(epoch=5), "pretrain.epoch: unknown key; did you mean epochs?"),
+    (lambda p: p["train"].update(batchsize=5), "train.batchsize: unknown key; did you mean batch_size?"),
+    (lambda p: p.update(extra_section={}), "extra_section: unknown key"),
+    (lambda p: p["model"].update(encoder="resnet999"), "model.encoder: unknown timm model 'resnet999'; did you mean"),
+    (lambda p: p["transfer"].update(n_images=50), "transfer.n_images: 50 images asked for"),
+    (lambda p: p["aggregate"].update(filters={"freez": ["none"]}), "aggregate.filters.freez: not a results column"),
+    (lambda p: p["structures"].update(material="CdSe-wurtzit"), "structures.material: unknown material "
+                                                                "'CdSe-wurtzit'; did you mean CdSe-wurtzite?"),
+]
+
+
+@pytest.mark.parametrize("edit, message", BAD_FOR_STAGES)
+def test_validate_command_names_file_key_and_problem_in_one_line(tmp_path, params, edit, message, monkeypatch,
+                                                                 capsys):
+    edit(params)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    rc = main(["structures", "--out", "data/structures"])
-    assert rc == 2
-    assert "structures.n_val" in capsys.readouterr().err
-    assert not (tmp_path / "data").exists()
+    assert main(["validate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"hrtem-ood validate: error: params.yaml: {message}"), err
+    assert "\n" not in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "params.yaml"]
+
+
+@pytest.mark.parametrize("stage, args", [("structures", ["--out", "data/structures"]),
+                                         ("pretrain", ["--domain", "dfm10", "--domains-dir", "data/domains",
+                                                       "--models-out", "m", "--results-out", "r.csv",
+                                                       "--curves-out", "c.json"])])
+def test_stages_fail_before_any_work(tmp_path, params, monkeypatch, capsys, stage, args):
+    params["model"]["encoder"] = "resnet999"  # checked by the training stages
+    params["structures"]["material"] = "unobtainium"  # checked by the structures stage
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    assert main([stage, *args]) == 2
+    err = capsys.readouterr().err
+    assert ("structures.material" if stage == "structures" else "model.encoder") in err
+    assert list(tmp_path.iterdir()) == [tmp_path / "params.yaml"]
+
+
+def test_internal_errors_keep_their_traceback(tmp_path, params, monkeypatch):
+    """Only user errors become one line: a bug (here a ValueError inside a stage) propagates."""
+    import hrtem_ood.stages.structures as stage
+
+    def broken(*_):
+        raise ValueError("a bug")
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(stage, "write_structures", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["structures", "--out", "data/structures"])
+
+
+def test_schema_file_is_current_and_referenced():
+    from hrtem_ood.params import SCHEMA_FILE, schema_text
+
+    assert (REPO / SCHEMA_FILE).read_text() == schema_text(), "run `hrtem-ood schema --write`"
+    first = (REPO / "params.yaml").read_text().splitlines()[0]
+    assert first == f"# yaml-language-server: $schema={SCHEMA_FILE}"
+    import json
+
+    schema = json.loads(schema_text())
+    assert schema["additionalProperties"] is False
+    assert "description" in schema["$defs"]["Imaging"]["properties"]["dose_e_per_A2"]
 
 
 def test_missing_params_file_is_named(tmp_path, capsys):
@@ -85,7 +154,7 @@ def test_every_preset_sets_existing_keys_to_valid_values(name):
     import copy
     import shlex
 
-    from hrtem_ood.stages import preset_overrides
+    from hrtem_ood.presets import preset_overrides
 
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     args = preset_overrides(name, REPO / "presets")

@@ -133,10 +133,17 @@ def test_plots_show_renders_every_plot(repo):
     assert not shown.get("errors"), shown.get("errors")
     out = shown["data"]
     for name in ("plots/pretrain_loss.json", "plots/transfer_loss.json", "plots/ood_std_pretrain.json",
-                 "plots/ood_std_transfer.json", "plots/ood_shift.json", "plots/pair_bars.json"):
+                 "plots/ood_std_transfer.json", "plots/ood_shift.json", "plots/pair_bars.json",
+                 "plots/learning_curves_pretrain.json", "plots/learning_curves_transfer.json"):
         assert name in out, sorted(out)
         spec = out[name][0]["content"]
         assert spec["data"]["values"], name
+    assert not [k for k in out if k.startswith("metrics/curves")]  # no per-stage curve plots any more
+    curves = out["plots/learning_curves_transfer.json"][0]["content"]["data"]["values"]
+    p = pipeline_params()
+    runs = {r["run"] for r in curves}
+    assert len(runs) == len(p["transfer"]["pairs"]) * len(p["train"]["seeds"])  # one series per pair and seed
+    assert {r["epoch"] for r in curves} == set(range(1, p["transfer"]["epochs"] + 1))
 
 
 def test_push_clone_pull_and_byte_identical_regeneration(repo, tmp_path):
@@ -186,3 +193,46 @@ def test_compare_pools_two_real_experiments(repo, tmp_path):
     assert sorted(head["pooled_conditions"]["lr_transfer"]) == ["0.0001", "0.0003"]
     assert head["models_per_cell"]["transfer_models_per_cell"] == [2, 2]
     assert (tmp_path / "p/generalization.png").stat().st_size > 1000
+
+
+def _chromium(url: str, out_png: Path) -> str:
+    """Headless Chromium with every network request sent to a dead proxy; returns the rendered DOM and
+    writes a screenshot."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
+             "--virtual-time-budget=15000", "--window-size=1400,2400"]
+    with tempfile.TemporaryDirectory() as profile:
+        flags.append(f"--user-data-dir={profile}")
+        subprocess.run([exe, *flags, f"--screenshot={out_png}", url], capture_output=True, timeout=120)
+        return subprocess.run([exe, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+
+
+def test_plots_show_renders_offline_in_chromium(repo, tmp_path):
+    """`dvc plots show` uses the committed offline template (plots.html_template): with no network the
+    charts are drawn. The same page with DVC's CDN script tags instead draws nothing, which shows that
+    the network really was off."""
+    from PIL import Image
+
+    dvc(repo, "plots", "show", "-o", str(tmp_path / "out"))
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "cdn.jsdelivr" not in page and "window.vegaEmbed" in page
+    n_plots = page.count("vegaEmbed('#")
+    assert n_plots >= 8
+    dom = _chromium((tmp_path / "out" / "index.html").as_uri(), tmp_path / "offline.png")
+    assert dom.count("<canvas") == n_plots, dom[-2000:]
+    pixels = np.asarray(Image.open(tmp_path / "offline.png").convert("RGB"), float)
+    coloured = (pixels.max(axis=2) - pixels.min(axis=2)) > 60  # heatmap and line colours, not grey text
+    assert coloured.mean() > 0.02
+    head, _, rest = page.partition("<script")
+    cdn = head + "".join(f'<script src="https://cdn.jsdelivr.net/npm/{lib}"></script>'
+                         for lib in ("vega@5", "vega-lite@5", "vega-embed@6")) + rest.partition("</script>")[2]
+    (tmp_path / "cdn.html").write_text(cdn)
+    assert _chromium((tmp_path / "cdn.html").as_uri(), tmp_path / "cdn.png").count("<canvas") == 0

@@ -5,7 +5,7 @@ import pytest
 from scipy.spatial import ConvexHull
 from skimage.draw import polygon
 
-from hrtem_ood.imaging import contrast_vs_defocus
+from hrtem_ood.calibration import contrast_vs_defocus
 from hrtem_ood.simulation import label_from_phase, simulate_scene
 from hrtem_ood.structures import build_scene
 
@@ -76,7 +76,7 @@ def test_band_limited_calibration_of_a_real_particle_has_one_minimum(scene):
     the contrast has a single minimum over +-30 nm, and the calibration finds it, in underfocus
     (positive defocus balances Cs)."""
     p, full, part, spec, res = scene
-    from hrtem_ood.imaging import band_limit, minimum_contrast_defocus
+    from hrtem_ood.calibration import band_limit, minimum_contrast_defocus
     from hrtem_ood.simulation import exit_waves
 
     s = p["simulate"]["output_sampling_A"]

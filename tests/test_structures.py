@@ -70,3 +70,32 @@ def test_split_ids_never_cross(params):
     assert len({seed for _, _, seed in plan}) == len(plan)
     more = dict(params["structures"], n_test=5)
     assert [x for x in scene_plan(more) if x[1] == "train"] == [x for x in plan if x[1] == "train"]
+
+
+def test_crowded_field_places_what_fits_and_records_it_truthfully(params):
+    """Five 30-40 A particles asked for in a 70 A field with a 10 A gap: some cannot be placed. Every
+    particle that is placed must have the diameter recorded for it, keep the minimum gap to every other
+    particle and lie wholly inside the field."""
+    sp = params["structures"]
+    sp["field_A"] = 70.0
+    sp["particles"].update(count=[5, 5], diameter_A=[30.0, 40.0], min_gap_A=10.0)
+    failures = 0
+    for seed in range(6):
+        _, part, spec = build_scene(sp, 0, "train", seed)
+        assert sum(p["n_atoms"] for p in spec.particles) == len(part)
+        failures += 5 - len(spec.particles)
+        start, discs = 0, []
+        for p in spec.particles:
+            xyz = part.positions[start:start + p["n_atoms"]]
+            start += p["n_atoms"]
+            centre, r = np.array(p["centre_A"]), p["diameter_A"] / 2
+            extent = np.linalg.norm(xyz - centre, axis=1).max()
+            assert r - 3.0 < extent <= r + 1e-6  # the atoms fill the recorded sphere
+            assert r - 1e-9 <= centre[0] <= 70.0 - r + 1e-9 and r - 1e-9 <= centre[1] <= 70.0 - r + 1e-9
+            discs.append((centre[:2], r, xyz[:, :2]))
+        for i in range(len(discs)):
+            for j in range(i):
+                (ci, ri, ai), (cj, rj, aj) = discs[i], discs[j]
+                assert np.linalg.norm(ci - cj) >= ri + rj + 10.0 - 1e-9
+                assert cKDTree(aj).query(ai)[0].min() >= 10.0  # atoms too: surface to surface
+    assert failures > 0  # the field really was too small for the count

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from hrtem_ood.imaging import configure_abtem
+from hrtem_ood.ctf import configure_abtem
+from hrtem_ood.imaging import domain_images
 from hrtem_ood.params import domain_imaging, load_params
-from hrtem_ood.stages import domain_images
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("visibility", REPO / "docs" / "scripts" / "visibility.py")

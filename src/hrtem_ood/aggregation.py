@@ -22,10 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+from .params import domain_names
+
 REQUIRED_COLUMNS = ("run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric", "value")
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError):
     """A results table is unreadable or lacks what aggregation needs; the message names the file."""
 
 
@@ -254,3 +257,18 @@ def plot_tables(agg: dict, defocus_nm: dict[str, float | None], pairs: list[list
                                              "eval_defocus_nm": defocus_nm.get(e), "x_sort": rank(e),
                                              "value": v(val)})
     return out
+
+
+def grid_result_files(params: dict, results_dir: str | Path = "metrics/results") -> list[Path]:
+    """The results tables of the current grid (never a glob: stale tables of removed pairs are ignored)."""
+    root = Path(results_dir)
+    files = [root / "pretrain" / f"{d}.csv" for d in params["pretrain"]["domains"]]
+    files += [root / "transfer" / f"{k}.csv" for k in params["transfer"]["pairs"]]
+    return files
+
+
+def aggregate_as_params(params: dict, rows: list[dict]) -> dict:
+    """:func:`aggregate` of ``rows`` over the declared domains, as the ``aggregate`` params say."""
+    ac = params["aggregate"]
+    return aggregate(rows, domain_names(params), params["pretrain"]["domains"], metric=ac["metric"],
+                     reduce=ac["reduce"], exclude_from_std=ac["exclude_from_std"], filters=ac["filters"])

@@ -18,12 +18,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .errors import UserError
 from .io import atomic_path
 
 SPLITS = ("train", "val", "test")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset file is missing, unreadable or malformed; the message names it."""
 
 

@@ -1,6 +1,6 @@
 """Experimental micrographs in, domain datasets out (the same HDF5 format as simulated domains).
 
-Readers: Gatan DM3/DM4, MRC and EMD through RosettaSciIO; TIFF through tifffile; NPY and PNG
+Readers: Gatan DM3/DM4, MRC, EMD and TIFF through RosettaSciIO; NPY and PNG
 (masks, or images without metadata). Pixel size comes from file metadata when present, else from
 params. Images are resampled to the pipeline's sampling, tiled, and split by source file (tiles of
 one micrograph never cross splits). Every file is read and checked before anything is written;
@@ -13,21 +13,36 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 IMAGE_SUFFIXES = {".dm3", ".dm4", ".mrc", ".emd", ".tif", ".tiff", ".npy", ".png"}
 MASK_SUFFIXES = {".npy", ".png", ".tif", ".tiff"}
 _LENGTH_TO_A = {"a": 1.0, "å": 1.0, "angstrom": 1.0, "nm": 10.0, "µm": 1e4, "um": 1e4, "pm": 1e-2, "m": 1e10}
 
 
-class IngestError(ValueError):
+class IngestError(UserError):
     """A raw input cannot be ingested; the message names the file and the problem."""
 
 
+def _imagej_unit(path: Path) -> str:
+    """The length unit an ImageJ TIFF states in its description ('' if none). RosettaSciIO reads ImageJ
+    scales but names only the unit 'micron'."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        unit = str((tif.imagej_metadata or {}).get("unit", ""))
+    return unit.strip().lower().replace("\\u00c5", "å")
+
+
 def _rsciio_read(path: Path) -> tuple[np.ndarray, float | None]:
+    """Data and pixel size (A) through RosettaSciIO's reader for the format."""
     suffix = path.suffix.lower()
     if suffix in (".dm3", ".dm4"):
         from rsciio.digitalmicrograph import file_reader
     elif suffix == ".mrc":
         from rsciio.mrc import file_reader
+    elif suffix in (".tif", ".tiff"):
+        from rsciio.tiff import file_reader
     else:
         from rsciio.emd import file_reader
     signals = file_reader(str(path))
@@ -38,8 +53,10 @@ def _rsciio_read(path: Path) -> tuple[np.ndarray, float | None]:
         raise IngestError(f"{path}: holds no image")
     sig = images[0]
     pixel = None
-    axes = sig.get("axes", [])
-    scales = [(a.get("scale"), str(a.get("units", "")).strip().lower()) for a in axes[-2:]]
+    scales = [(a.get("scale"), str(a.get("units") or "").strip().lower()) for a in sig.get("axes", [])[-2:]]
+    if suffix in (".tif", ".tiff") and scales and not any(u for _, u in scales):
+        unit = _imagej_unit(path)
+        scales = [(s, unit) for s, _ in scales]
     if len(scales) == 2 and all(u in _LENGTH_TO_A and s for s, u in scales):
         (s0, u0), (s1, u1) = scales
         a0, a1 = s0 * _LENGTH_TO_A[u0], s1 * _LENGTH_TO_A[u1]
@@ -49,23 +66,6 @@ def _rsciio_read(path: Path) -> tuple[np.ndarray, float | None]:
     return np.asarray(sig["data"]), pixel
 
 
-def _tiff_read(path: Path) -> tuple[np.ndarray, float | None]:
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        data = tif.asarray()
-        pixel = None
-        ij = tif.imagej_metadata or {}
-        page = tif.pages[0]
-        unit = str(ij.get("unit", "")).lower().replace("\\u00c5", "å")
-        res = page.tags.get("XResolution")
-        if res is not None and unit in _LENGTH_TO_A:
-            num, den = res.value
-            if num:
-                pixel = den / num * _LENGTH_TO_A[unit]
-    return data, pixel
-
-
 def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
     """A 2-D float64 image and its pixel size in A (None when the file does not say)."""
     path = Path(path)
@@ -73,10 +73,8 @@ def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
     if suffix not in IMAGE_SUFFIXES:
         raise IngestError(f"{path}: unsupported format {suffix!r} (supported: {sorted(IMAGE_SUFFIXES)})")
     try:
-        if suffix in (".dm3", ".dm4", ".mrc", ".emd"):
+        if suffix in (".dm3", ".dm4", ".mrc", ".emd", ".tif", ".tiff"):
             data, pixel = _rsciio_read(path)
-        elif suffix in (".tif", ".tiff"):
-            data, pixel = _tiff_read(path)
         elif suffix == ".npy":
             data, pixel = np.load(path, allow_pickle=False), None
         else:

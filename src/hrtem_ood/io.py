@@ -42,10 +42,15 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
         raise
 
 
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write JSON atomically, keys in insertion order, stable formatting."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, allow_nan=False) + "\n")
+    write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -15,7 +15,7 @@ from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from .params import FREEZE_MODES  # one definition, shared with params validation
+from .params import FREEZE_MODES, ParamsError, fail, suggest  # one definition, shared with params validation
 
 
 def _conv_block(cin: int, cout: int) -> nn.Sequential:
@@ -34,7 +34,7 @@ class UNetDecoder(nn.Module):
         reductions = list(reversed(encoder_reductions))
         n_up = len(skips) + (1 if reductions[-1] > 1 else 0)
         if len(decoder_channels) < n_up:
-            raise ValueError(f"model.decoder_channels: needs {n_up} entries for this encoder, got {decoder_channels}")
+            raise ParamsError(f"model.decoder_channels: needs {n_up} entries for this encoder, got {decoder_channels}")
         self.blocks = nn.ModuleList()
         cin = encoder_channels[-1]
         for i in range(n_up):
@@ -98,9 +98,23 @@ def build_model(cfg: dict, seed: int = 0) -> UNet:
     torch.manual_seed(int(seed) + int(cfg.get("seed_offset", 0)))
     try:
         encoder = timm.create_model(cfg["encoder"], pretrained=False, features_only=True, in_chans=1, **kwargs)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"model.encoder: cannot build timm encoder {cfg['encoder']!r} with {kwargs}: {exc}") from exc
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ParamsError(f"model.encoder: cannot build timm encoder {cfg['encoder']!r} with {kwargs}: "
+                          f"{' '.join(str(exc).split())}") from exc
     return UNet(encoder, list(cfg["decoder_channels"]))
+
+
+def check_encoder(params: dict) -> None:
+    """``model.encoder`` names a timm model, and the U-Net builds from the ``model`` section."""
+    import timm
+
+    name = params["model"]["encoder"]
+    if not timm.is_model(name):
+        fail(params, "model.encoder", f"unknown timm model {name!r}{suggest(name, timm.list_models())}")
+    try:
+        build_model(params["model"])
+    except ParamsError as exc:
+        raise ParamsError(f"{params.get('_source', 'params.yaml')}: {exc}") from exc
 
 
 def n_parameters(model: nn.Module) -> int:

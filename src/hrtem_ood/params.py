@@ -1,72 +1,207 @@
-"""Reading and validating ``params.yaml``.
+"""Reading and validating ``params.yaml``: one pydantic model per section, then cross-field checks.
 
-Every check names the file, the key and the problem, and runs before any work starts.
+Every problem is reported as one line, ``<file>: <key>: <problem>``, before any work starts. Unknown
+keys are rejected with the nearest valid key. ``Params.model_json_schema()`` is written to
+``params.schema.json`` (``hrtem-ood schema --write``) so that editors complete and check the file.
+Checks that need a science module (the material's lattice, the timm encoder) live with that module
+and run at the start of the stage that uses it, and in ``hrtem-ood validate``.
 """
 
 from __future__ import annotations
 
-import math
+import difflib
+import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from .errors import UserError
 
 DOMAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-IMAGING_KEYS = ("seed", "defocus_sigma_nm", "dose_e_per_A2", "focal_spread_A", "Cs_mm", "aperture_mrad")
 FREEZE_MODES = ("none", "encoder", "decoder")
 LOSSES = ("ce", "softmax_ce")
 METRICS = ("ce", "paper_loss", "dice", "iou")
+#: Columns of the long-form results table (one row per model, evaluated domain and metric).
+RESULT_COLUMNS = ["run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric", "value", "seed",
+                  "freeze", "n_transfer", "lr_pretrain", "lr_transfer", "epoch"]
+#: Columns ``aggregate.filters`` may select on (``experiment`` is added by ``hrtem-ood compare``).
+FILTER_COLUMNS = tuple(RESULT_COLUMNS) + ("experiment",)
+SCHEMA_FILE = "params.schema.json"
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError):
     """A parameter is missing or invalid. The message names the file, key and problem."""
 
 
-class _Checker:
-    def __init__(self, params: dict, source: str):
-        self.p = params
-        self.source = source
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    def fail(self, key: str, problem: str) -> None:
-        raise ParamsError(f"{self.source}: {key}: {problem}")
 
-    def get(self, key: str) -> Any:
-        node: Any = self.p
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                self.fail(key, "missing")
-            node = node[part]
-        return node
+NonNegInt = Annotated[int, Field(ge=0)]
+Pair = Annotated[list[str], Field(min_length=2, max_length=2)]
 
-    def number(self, key: str, lo: float | None = None, hi: float | None = None, *, strict_lo=False,
-               integer=False, value=None) -> float:
-        v = self.get(key) if value is None else value
-        if isinstance(v, bool) or not isinstance(v, int | float) or (isinstance(v, float) and not math.isfinite(v)):
-            self.fail(key, f"must be a finite number, got {v!r}")
-        if integer and not isinstance(v, int):
-            self.fail(key, f"must be an integer, got {v!r}")
-        if lo is not None and (v < lo or (strict_lo and v == lo)):
-            self.fail(key, f"must be {'>' if strict_lo else '>='} {lo}, got {v!r}")
-        if hi is not None and v > hi:
-            self.fail(key, f"must be <= {hi}, got {v!r}")
-        return v
 
-    def range_(self, key: str, lo: float, integer=False) -> tuple:
-        v = self.get(key)
-        if not isinstance(v, list | tuple) or len(v) != 2:
-            self.fail(key, f"must be a [min, max] pair, got {v!r}")
-        a = self.number(key, lo, integer=integer, value=v[0])
-        b = self.number(key, lo, integer=integer, value=v[1])
-        if a > b:
-            self.fail(key, f"min must not exceed max, got {v!r}")
-        return a, b
+class Imaging(_Section):
+    """Imaging defaults of every domain; any key may be overridden per domain."""
 
-    def choice(self, key: str, options) -> Any:
-        v = self.get(key)
-        if v not in options:
-            self.fail(key, f"must be one of {list(options)}, got {v!r}")
-        return v
+    seed: int = Field(ge=0, description="base seed of the per-image defocus jitter and Poisson noise")
+    defocus_sigma_nm: float = Field(ge=0, description="standard deviation of the per-image defocus jitter (nm)")
+    dose_e_per_A2: float = Field(gt=0, description="electron dose (e-/A^2); Poisson noise")
+    focal_spread_A: float = Field(ge=0, description="standard deviation of the defocus spread (A); abTEM's 1/e "
+                                                    "width is sqrt(2) times this")
+    Cs_mm: float = Field(ge=-100, le=100, description="spherical aberration (mm); abTEM's CTF defaults to 0")
+    aperture_mrad: float | None = Field(None, gt=0, le=1000, description="objective-aperture semiangle (mrad); "
+                                                                         "null = none")
+
+
+Domain = create_model(
+    "Domain", __base__=_Section, __doc__="One imaging domain: its defocus and any imaging overrides.",
+    defocus_nm=(float, Field(ge=-1e4, le=1e4, description="defocus (nm), abTEM's sign: positive = underfocus")),
+    **{k: (f.annotation | None, Field(None, description=f"overrides imaging.{k}: {f.description}"))
+       for k, f in Imaging.model_fields.items()})
+
+
+class Particles(_Section):
+    count: list[NonNegInt] = Field(min_length=2, max_length=2, description="inclusive [min, max] particles per scene")
+    diameter_A: list[Annotated[float, Field(ge=5)]] = Field(min_length=2, max_length=2,
+                                                            description="[min, max] particle diameter (A)")
+    min_gap_A: float = Field(ge=0, description="minimum surface-to-surface distance between particles (A)")
+    max_stacking_faults: int = Field(ge=0, description="stacking faults per particle are drawn from 0..this")
+    side: Literal["top", "bottom"] = Field(description="top: particles face the beam; bottom: at the exit surface")
+
+
+class Carbon(_Section):
+    thickness_A: list[Annotated[float, Field(ge=0)]] = Field(min_length=2, max_length=2,
+                                                             description="[min, max] film thickness (A)")
+    density_per_A3: float = Field(ge=0, le=0.2, description="atoms per A^3 (amorphous carbon: about 0.11)")
+    min_separation_A: float = Field(ge=0.5, le=3.0, description="hard-core distance between carbon atoms (A)")
+
+
+class Structures(_Section):
+    seed: int = Field(ge=0, description="base seed of every scene")
+    n_train: int = Field(ge=1, description="training scenes")
+    n_val: int = Field(ge=1, description="validation scenes")
+    n_test: int = Field(ge=1, description="test scenes")
+    field_A: float = Field(ge=10, description="square field of view (A), periodic in x/y")
+    material: str = Field(description="a key of hrtem_ood.structures.MATERIALS")
+    particles: Particles
+    carbon: Carbon
+
+
+class Label(_Section):
+    threshold_rad: float = Field(gt=0, le=3.1416, description="|phase| threshold (rad); the study: pi/16")
+    smoothing_A: float = Field(ge=0, le=10, description="Gaussian sigma (A)")
+    order: Literal["smooth_then_threshold", "threshold_then_smooth"]
+
+
+class Calibration(_Section):
+    method: Literal["minimum_contrast", "gaussian_focus"] = Field(description="how zero defocus is defined")
+    q_max_per_A: float | None = Field(None, gt=0, description="band limit of the contrast (1/A); null = none")
+    search_A: float = Field(gt=0, le=2000, description="coarse search range +-search_A (A)")
+    coarse_step_A: float = Field(gt=0, description="coarse grid step (A)")
+    fine_step_A: float = Field(gt=0, description="fine grid step (A)")
+
+
+class Simulate(_Section):
+    seed: int = Field(ge=0, description="base seed of the frozen phonons")
+    energy_keV: float = Field(ge=10, le=3000, description="beam energy (keV)")
+    sampling_A: float = Field(gt=0, le=0.5, description="multislice sampling (A/pixel)")
+    output_sampling_A: float = Field(gt=0, le=1.0, description="exit waves, images and masks (A/pixel)")
+    slice_thickness_A: float = Field(ge=0.1, le=20, description="multislice slice thickness (A)")
+    frozen_phonons: int = Field(ge=1, description="frozen-phonon configurations")
+    phonon_sigma_A: float = Field(ge=0, le=0.5, description="thermal displacement standard deviation (A)")
+    fft: Literal["numpy", "fftw"] = Field(description="numpy: bit-for-bit repeatable; fftw: faster, ~1e-6 noise")
+    label: Label
+    calibration: Calibration
+
+
+class Model(_Section):
+    encoder: str = Field(description="a timm model with features_only (resnet18 = the study's ~14 M U-Net)")
+    encoder_kwargs: dict[str, Any] = Field(default_factory=dict, description="timm.create_model keyword arguments")
+    decoder_channels: list[Annotated[int, Field(gt=0)]] = Field(min_length=1, description="deepest first")
+    seed_offset: int = Field(0, description="added to the training seed for the initialization")
+
+
+class Train(_Section):
+    seeds: list[NonNegInt] = Field(min_length=1, description="replicates; a transfer starts from the same seed")
+    batch_size: int = Field(ge=1, description="crops per optimizer step")
+    crop_px: int = Field(ge=32, description="random crop size (px), a multiple of 32")
+    crops_per_image: int = Field(ge=1, description="random crops per training image per epoch")
+    augment: Literal["dihedral", "none"] = Field(description="8-fold dihedral augmentation, or none")
+    loss: Literal[LOSSES] = Field(description="ce on logits, or softmax_ce (the study's double softmax)")
+    lr_decay_per_epoch: float = Field(gt=0, le=1, description="learning-rate factor per epoch")
+    threads: int = Field(ge=1, description="torch threads")
+    amp: bool = Field(False, description="bf16 autocast on a CUDA GPU")
+
+
+class Pretrain(_Section):
+    domains: list[str] = Field(min_length=1, description="domains a model is pretrained on")
+    lr: float = Field(gt=0, le=1, description="Adam learning rate")
+    epochs: int = Field(ge=1, description="training epochs")
+    n_images: int | None = Field(None, ge=1, description="training images (null = the whole train split)")
+
+
+class TransferPair(_Section):
+    pretrain: str
+    target: str
+
+
+class Transfer(_Section):
+    lr: float = Field(gt=0, le=1, description="Adam learning rate")
+    epochs: int = Field(ge=1, description="training epochs")
+    n_images: int = Field(ge=1, description="images of the target's train split used")
+    freeze: Literal[FREEZE_MODES] = Field(description="part of the pretrained model kept fixed")
+    pairs: dict[str, TransferPair] = Field(description="every (pretrain, target) pair; `hrtem-ood pairs --write`")
+
+
+class Splits(_Section):
+    val: float = Field(0.2, ge=0, le=1, description="fraction of the files")
+    test: float = Field(0.2, ge=0, le=1, description="fraction of the files")
+
+
+class IngestDataset(_Section):
+    root: str = Field(min_length=1, description="folder holding images/ (and masks/)")
+    masks: bool = Field(False, description="labelled: masks/ holds one mask per image, same name")
+    pixel_size_A: float | None = Field(None, gt=0, le=100, description="used when a file carries none (A)")
+    defocus_nm: float | None = Field(None, ge=-1e4, le=1e4, description="defocus, if known (nm)")
+    dose_e_per_A2: float | None = Field(None, gt=0, description="dose, if known (e-/A^2)")
+    tile_px: int = Field(256, ge=32, description="tile size (px), a multiple of 32")
+    stride_px: int | None = Field(None, ge=1, description="tile stride (px); null = tile_px")
+    splits: Splits = Field(default_factory=Splits)
+    seed: int = Field(0, ge=0, description="seed of the file-to-split assignment")
+
+
+class Ingest(_Section):
+    datasets: dict[str, IngestDataset] = Field(default_factory=dict, description="experimental datasets")
+
+
+class Aggregate(_Section):
+    metric: Literal[METRICS] = Field(description="the loss (or score) the matrices show")
+    reduce: Literal["median", "mean"] = Field(description="over every model of a cell")
+    exclude_from_std: list[str] = Field(description="domains left out of the OOD standard deviation")
+    pairs: list[Pair] = Field(description="[pretrain, target] pairs drawn as bar plots")
+    filters: dict[str, Any] = Field(description="column -> kept values (a list or one value)")
+
+
+class Params(_Section):
+    """hrtem-ood parameters (params.yaml). Units are in the key names."""
+
+    domains: dict[str, Domain] = Field(min_length=1, description="imaging domains, declared once")  # type: ignore
+    structures: Structures
+    simulate: Simulate
+    imaging: Imaging
+    model: Model
+    train: Train
+    pretrain: Pretrain
+    transfer: Transfer
+    ingest: Ingest = Field(default_factory=Ingest)
+    aggregate: Aggregate
+
+
+# ----------------------------------------------------------------------------------- reading
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -76,11 +211,155 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     try:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(params, dict):
         raise ParamsError(f"{path}: must be a mapping of sections, got {type(params).__name__}")
     params["_source"] = str(path)
     return params
+
+
+def suggest(word: str, options) -> str:
+    """``"; did you mean X?"`` for the nearest option, or the options themselves when none is near."""
+    options = [str(o) for o in options]
+    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]}?"
+    return f"; valid: {', '.join(options[:12])}{' ...' if len(options) > 12 else ''}"
+
+
+def fail(params: dict, key: str, problem: str):
+    raise ParamsError(f"{params.get('_source', 'params.yaml')}: {key}: {problem}")
+
+
+def _submodel(annotation) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is dict:
+        value = get_args(annotation)[1]
+        return value if isinstance(value, type) and issubclass(value, BaseModel) else None
+    return None
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The valid keys of the model reached by ``loc`` from :class:`Params`."""
+    cls: type[BaseModel] = Params
+    for part in loc:
+        if part not in cls.model_fields:
+            continue  # a mapping key (domain, dataset or pair name)
+        cls = _submodel(cls.model_fields[part].annotation) or cls
+    return list(cls.model_fields)
+
+
+def _message(err: dict) -> tuple[str, str]:
+    key = ".".join(str(x) for x in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return key, "unknown key" + suggest(err["loc"][-1], _fields_at(err["loc"][:-1]))
+    if err["type"] == "missing":
+        return key, "missing"
+    return key, f"{err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}"
+
+
+def validate(params: dict) -> dict:
+    """Check every section and the cross-field rules. Returns ``params`` unchanged."""
+    data = {k: v for k, v in params.items() if k != "_source"}
+    try:
+        Params.model_validate(data)
+    except ValidationError as exc:
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        fail(params, *_message(errors[0]))
+    _check_domains(params)
+    _check_data(params)
+    _check_training(params)
+    _check_aggregate(params)
+    return params
+
+
+# ----------------------------------------------------------------------------------- cross-field checks
+
+
+def _check_domains(p: dict) -> None:
+    for name, d in p["domains"].items():
+        if not DOMAIN_NAME.match(str(name)):
+            fail(p, f"domains.{name}", "a domain name must start with a letter and hold only letters, digits, _")
+        overrides = {k: v for k, v in d.items() if k != "defocus_nm"}
+        try:
+            Imaging.model_validate({**p["imaging"], **overrides})
+        except ValidationError as exc:
+            key, problem = _message(exc.errors()[0])
+            fail(p, f"domains.{name}.{key}" if key in overrides else f"imaging.{key}", problem)
+    for name, d in p.get("ingest", {}).get("datasets", {}).items():
+        key = f"ingest.datasets.{name}"
+        if not DOMAIN_NAME.match(str(name)):
+            fail(p, key, "a dataset name must start with a letter and hold only letters, digits, _")
+        if name in p["domains"]:
+            fail(p, key, f"duplicate name: {name!r} is also a simulated domain")
+        if d.get("tile_px", 256) % 32:
+            fail(p, f"{key}.tile_px", f"must be a multiple of 32, got {d['tile_px']}")
+
+
+def _check_data(p: dict) -> None:
+    pp, field = p["structures"]["particles"], p["structures"]["field_A"]
+    for key in ("count", "diameter_A"):
+        if pp[key][0] > pp[key][1]:
+            fail(p, f"structures.particles.{key}", f"min must not exceed max, got {pp[key]!r}")
+    if p["structures"]["carbon"]["thickness_A"][0] > p["structures"]["carbon"]["thickness_A"][1]:
+        fail(p, "structures.carbon.thickness_A", "min must not exceed max")
+    if pp["diameter_A"][1] > field:
+        fail(p, "structures.particles.diameter_A", f"particles larger than structures.field_A ({field}) do not fit")
+    s, so = p["simulate"]["sampling_A"], p["simulate"]["output_sampling_A"]
+    if so < s:
+        fail(p, "simulate.output_sampling_A", f"must be >= simulate.sampling_A ({s}), got {so}")
+    if so > 0.5:
+        fail(p, "simulate.output_sampling_A", f"{so} A is too coarse to resolve lattice fringes (max 0.5)")
+    if abs(so / s - round(so / s)) > 1e-6:
+        fail(p, "simulate.output_sampling_A", f"must be an integer multiple of simulate.sampling_A, got ratio "
+                                              f"{so / s:g}")
+
+
+def _check_training(p: dict) -> None:
+    tr, names, n_train = p["train"], domain_names(p), p["structures"]["n_train"]
+    if len(set(tr["seeds"])) != len(tr["seeds"]):
+        fail(p, "train.seeds", f"duplicate seeds {tr['seeds']!r}")
+    if tr["crop_px"] % 32:
+        fail(p, "train.crop_px", f"must be a multiple of 32 (the encoder's total stride), got {tr['crop_px']}")
+    image_px = int(round(p["structures"]["field_A"] / p["simulate"]["output_sampling_A"]))
+    if tr["crop_px"] > image_px:
+        fail(p, "train.crop_px", f"{tr['crop_px']} px is larger than the simulated images ({image_px} px)")
+    pdoms = p["pretrain"]["domains"]
+    for d in pdoms:
+        if d not in names:
+            fail(p, "pretrain.domains", f"unknown domain {d!r}{suggest(d, names)}")
+    if len(set(pdoms)) != len(pdoms):
+        fail(p, "pretrain.domains", f"duplicate domains in {pdoms!r}")
+    for section in ("pretrain", "transfer"):
+        n = p[section]["n_images"]
+        if n is not None and n > n_train:
+            fail(p, f"{section}.n_images", f"{n} images asked for, but the train split of a simulated domain "
+                                           f"holds structures.n_train = {n_train}")
+    pairs, expected = p["transfer"]["pairs"], expected_pairs(p)
+    if pairs != expected:
+        missing = sorted(set(expected) - set(pairs))
+        extra = sorted(set(pairs) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(pairs) if pairs[k] != expected[k])
+        fail(p, "transfer.pairs", f"does not match pretrain.domains x domains (missing {missing[:4]}, "
+                                  f"unexpected {extra[:4]}, wrong {wrong[:4]}); run `hrtem-ood pairs --write`")
+
+
+def _check_aggregate(p: dict) -> None:
+    ac, names = p["aggregate"], domain_names(p)
+    for d in ac["exclude_from_std"]:
+        if d not in names:
+            fail(p, "aggregate.exclude_from_std", f"must list declared domains, got {d!r}{suggest(d, names)}")
+    for pair in ac["pairs"]:
+        if not all(x in names for x in pair):
+            fail(p, "aggregate.pairs", f"{pair!r} is not a [pretrain, target] pair of declared domains")
+    for col in ac["filters"]:
+        if col not in FILTER_COLUMNS:
+            fail(p, f"aggregate.filters.{col}", "not a results column, so it would drop every row"
+                                                + suggest(col, FILTER_COLUMNS))
+
+
+# ----------------------------------------------------------------------------------- derived values
 
 
 def domain_names(params: dict) -> list[str]:
@@ -116,175 +395,6 @@ def expected_pairs(params: dict) -> dict[str, dict[str, str]]:
     }
 
 
-def validate(params: dict, sections: tuple[str, ...] | None = None) -> dict:
-    """Check ``params`` (or only ``sections`` of it, plus the domains). Returns ``params``."""
-    c = _Checker(params, params.get("_source", "params.yaml"))
-    want = set(sections) if sections else {"structures", "simulate", "imaging", "model", "train",
-                                           "pretrain", "transfer", "aggregate"}
-    doms = c.get("domains")
-    if not isinstance(doms, dict) or not doms:
-        c.fail("domains", "must be a non-empty mapping of domain name -> settings")
-    for name, d in doms.items():
-        if not isinstance(name, str) or not DOMAIN_NAME.match(name):
-            c.fail(f"domains.{name}", "a domain name must start with a letter and hold only letters, digits, _")
-        if not isinstance(d, dict):
-            c.fail(f"domains.{name}", f"must be a mapping, got {d!r}")
-        unknown = set(d) - set(IMAGING_KEYS) - {"defocus_nm"}
-        if unknown:
-            allowed = ", ".join(("defocus_nm",) + IMAGING_KEYS)
-            c.fail(f"domains.{name}", f"unknown keys {sorted(unknown)}; allowed: {allowed}")
-        c.number(f"domains.{name}.defocus_nm", -1e4, 1e4)
-    ingested = (params.get("ingest") or {}).get("datasets") or {}
-    if not isinstance(ingested, dict):
-        c.fail("ingest.datasets", "must be a mapping of dataset name -> settings")
-    for name, d in ingested.items():
-        key = f"ingest.datasets.{name}"
-        if not isinstance(name, str) or not DOMAIN_NAME.match(name):
-            c.fail(key, "a dataset name must start with a letter and hold only letters, digits, _")
-        if name in doms:
-            c.fail(key, f"duplicate name: {name!r} is also a simulated domain")
-        if not isinstance(d, dict) or not d.get("root"):
-            c.fail(key, "needs at least `root: <folder holding images/ and masks/>`")
-        unknown = set(d) - {"root", "masks", "pixel_size_A", "defocus_nm", "dose_e_per_A2", "tile_px", "stride_px",
-                            "splits", "seed"}
-        if unknown:
-            c.fail(key, f"unknown keys {sorted(unknown)}")
-        tile = c.number(f"{key}.tile_px", 32, integer=True, value=d.get("tile_px", 256))
-        if tile % 32:
-            c.fail(f"{key}.tile_px", f"must be a multiple of 32, got {tile}")
-        c.number(f"{key}.stride_px", 1, integer=True, value=d.get("stride_px", tile))
-        if d.get("pixel_size_A") is not None:
-            c.number(f"{key}.pixel_size_A", 0.0, 100.0, strict_lo=True, value=d["pixel_size_A"])
-        if d.get("defocus_nm") is not None:
-            c.number(f"{key}.defocus_nm", -1e4, 1e4, value=d["defocus_nm"])
-
-    if "structures" in want:
-        from .structures import MATERIALS
-
-        for k in ("n_train", "n_val", "n_test"):
-            c.number(f"structures.{k}", 1, integer=True)
-        c.number("structures.seed", 0, integer=True)
-        c.number("structures.field_A", 10.0)
-        c.choice("structures.material", MATERIALS)
-        c.range_("structures.particles.count", 0, integer=True)
-        dmin, dmax = c.range_("structures.particles.diameter_A", 5.0)
-        if dmax > c.get("structures.field_A"):
-            c.fail("structures.particles.diameter_A", "particles larger than structures.field_A do not fit")
-        c.number("structures.particles.min_gap_A", 0.0)
-        c.number("structures.particles.max_stacking_faults", 0, integer=True)
-        c.choice("structures.particles.side", ("top", "bottom"))
-        c.range_("structures.carbon.thickness_A", 0.0)
-        c.number("structures.carbon.density_per_A3", 0.0, 0.2)
-        c.number("structures.carbon.min_separation_A", 0.5, 3.0)
-
-    if "simulate" in want:
-        c.number("simulate.seed", 0, integer=True)
-        c.number("simulate.energy_keV", 10.0, 3000.0)
-        s = c.number("simulate.sampling_A", 0.0, 0.5, strict_lo=True)
-        so = c.number("simulate.output_sampling_A", 0.0, 1.0, strict_lo=True)
-        if so < s:
-            c.fail("simulate.output_sampling_A", f"must be >= simulate.sampling_A ({s}), got {so}")
-        if so > 0.5:
-            c.fail("simulate.output_sampling_A", f"{so} A is too coarse to resolve lattice fringes (max 0.5)")
-        ratio = so / s
-        if abs(ratio - round(ratio)) > 1e-6:
-            c.fail("simulate.output_sampling_A",
-                   f"must be an integer multiple of simulate.sampling_A, got ratio {ratio:g}")
-        c.number("simulate.slice_thickness_A", 0.1, 20.0)
-        c.number("simulate.frozen_phonons", 1, integer=True)
-        c.number("simulate.phonon_sigma_A", 0.0, 0.5)
-        c.choice("simulate.fft", ("numpy", "fftw"))
-        c.number("simulate.label.threshold_rad", 0.0, math.pi, strict_lo=True)
-        c.number("simulate.label.smoothing_A", 0.0, 10.0)
-        c.choice("simulate.label.order", ("smooth_then_threshold", "threshold_then_smooth"))
-        c.choice("simulate.calibration.method", ("minimum_contrast", "gaussian_focus"))
-        c.number("simulate.calibration.search_A", 0.0, 2000.0, strict_lo=True)
-        c.number("simulate.calibration.coarse_step_A", 0.0, strict_lo=True)
-        c.number("simulate.calibration.fine_step_A", 0.0, strict_lo=True)
-        if params["simulate"]["calibration"].get("q_max_per_A") is not None:
-            c.number("simulate.calibration.q_max_per_A", 0.0, strict_lo=True)
-
-    if "imaging" in want:
-        for name in doms:
-            d = domain_imaging(params, name)
-            where = lambda k, n=name: f"domains.{n}.{k}" if k in doms[n] else f"imaging.{k}"  # noqa: E731
-            c.number(where("seed"), 0, integer=True, value=d["seed"])
-            c.number(where("defocus_sigma_nm"), 0.0, value=d["defocus_sigma_nm"])
-            c.number(where("dose_e_per_A2"), 0.0, strict_lo=True, value=d["dose_e_per_A2"])
-            c.number(where("focal_spread_A"), 0.0, value=d["focal_spread_A"])
-            c.number(where("Cs_mm"), -100.0, 100.0, value=d["Cs_mm"])
-            if d.get("aperture_mrad") is not None:
-                c.number(where("aperture_mrad"), 0.0, 1000.0, strict_lo=True, value=d["aperture_mrad"])
-
-    if "model" in want:
-        if not isinstance(c.get("model.encoder"), str):
-            c.fail("model.encoder", "must be a timm model name")
-        if not isinstance(c.get("model.encoder_kwargs") or {}, dict):
-            c.fail("model.encoder_kwargs", "must be a mapping of timm.create_model keyword arguments")
-        dec = c.get("model.decoder_channels")
-        if not isinstance(dec, list) or not dec or not all(isinstance(x, int) and x > 0 for x in dec):
-            c.fail("model.decoder_channels", f"must be a non-empty list of positive integers, got {dec!r}")
-
-    if "train" in want:
-        seeds = c.get("train.seeds")
-        if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and s >= 0 for s in seeds):
-            c.fail("train.seeds", f"must be a non-empty list of non-negative integers, got {seeds!r}")
-        if len(set(seeds)) != len(seeds):
-            c.fail("train.seeds", f"duplicate seeds {seeds!r}")
-        c.number("train.batch_size", 1, integer=True)
-        crop = c.number("train.crop_px", 16, integer=True)
-        if crop % 32:
-            c.fail("train.crop_px", f"must be a multiple of 32 (the encoder's total stride), got {crop}")
-        c.number("train.crops_per_image", 1, integer=True)
-        c.choice("train.augment", ("dihedral", "none"))
-        c.choice("train.loss", LOSSES)
-        c.number("train.lr_decay_per_epoch", 0.0, 1.0, strict_lo=True)
-        c.number("train.threads", 1, integer=True)
-        if not isinstance(params["train"].get("amp", False), bool):
-            c.fail("train.amp", f"must be true or false, got {params['train']['amp']!r}")
-
-    if "pretrain" in want:
-        pdoms = c.get("pretrain.domains")
-        if not isinstance(pdoms, list) or not pdoms:
-            c.fail("pretrain.domains", "must be a non-empty list of domain names")
-        for d in pdoms:
-            if d not in domain_names(params):
-                c.fail("pretrain.domains", f"unknown domain {d!r}; declared domains with masks: {domain_names(params)}")
-        if len(set(pdoms)) != len(pdoms):
-            c.fail("pretrain.domains", f"duplicate domains in {pdoms!r}")
-        c.number("pretrain.lr", 0.0, 1.0, strict_lo=True)
-        c.number("pretrain.epochs", 1, integer=True)
-        if c.get("pretrain.n_images") is not None:
-            c.number("pretrain.n_images", 1, integer=True)
-
-    if "transfer" in want:
-        c.number("transfer.lr", 0.0, 1.0, strict_lo=True)
-        c.number("transfer.epochs", 1, integer=True)
-        c.number("transfer.n_images", 1, integer=True)
-        c.choice("transfer.freeze", FREEZE_MODES)
-        pairs = c.get("transfer.pairs")
-        expected = expected_pairs(params)
-        if pairs is None:
-            pairs = {}
-        if not isinstance(pairs, dict) or pairs != expected:
-            missing = sorted(set(expected) - set(pairs or {}))
-            extra = sorted(set(pairs or {}) - set(expected))
-            wrong = sorted(k for k in set(expected) & set(pairs or {}) if pairs[k] != expected[k])
-            c.fail("transfer.pairs", f"does not match pretrain.domains x domains (missing {missing[:4]}, "
-                   f"unexpected {extra[:4]}, wrong {wrong[:4]}); run `hrtem-ood pairs --write`")
-
-    if "aggregate" in want:
-        c.choice("aggregate.metric", METRICS)
-        c.choice("aggregate.reduce", ("median", "mean"))
-        ex = c.get("aggregate.exclude_from_std")
-        if not isinstance(ex, list) or any(e not in domain_names(params) for e in ex):
-            c.fail("aggregate.exclude_from_std", f"must list declared domains, got {ex!r}")
-        pairs = c.get("aggregate.pairs")
-        if not isinstance(pairs, list):
-            c.fail("aggregate.pairs", f"must be a list of [pretrain, target] pairs, got {pairs!r}")
-        for pr in pairs:
-            if not (isinstance(pr, list) and len(pr) == 2 and all(x in domain_names(params) for x in pr)):
-                c.fail("aggregate.pairs", f"{pr!r} is not a [pretrain, target] pair of declared domains")
-        if not isinstance(c.get("aggregate.filters"), dict):
-            c.fail("aggregate.filters", "must be a mapping column -> list of kept values")
-    return params
+def schema_text() -> str:
+    """The JSON Schema of params.yaml, as written to ``params.schema.json``."""
+    return json.dumps(Params.model_json_schema(), indent=1, sort_keys=True) + "\n"

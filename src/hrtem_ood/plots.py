@@ -162,3 +162,20 @@ td{{border:1px solid #ccc;padding:2px 8px}}</style></head><body>
 """
     with atomic_path(out) as tmp:
         tmp.write_text(doc)
+
+
+OFFLINE_TEMPLATE = ".dvc/plots_offline.html"
+
+
+def offline_plots_template() -> str:
+    """The page ``dvc plots show`` fills (``plots.html_template`` in ``.dvc/config``): DVC's layout with the
+    Vega, Vega-Lite and vega-embed bundle of vl-convert inlined instead of loaded from a CDN, so the
+    charts render with no network. ``{plot_divs}`` is DVC's placeholder; ``{scripts}`` is left out, so
+    DVC's CDN script tags are never added."""
+    import vl_convert as vlc
+
+    bundle = vlc.javascript_bundle().replace("</script", "<\\/script")
+    return ("<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>DVC Plot (offline)</title>\n"
+            f"<!-- Vega, Vega-Lite and vega-embed, bundled by vl-convert {vlc.__version__}: no network needed -->\n"
+            f"<script type=\"text/javascript\">\n{bundle}\n</script>\n"
+            "<style>table { border-spacing: 15px; }</style>\n</head>\n<body>\n{plot_divs}\n</body>\n</html>\n")

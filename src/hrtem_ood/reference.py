@@ -133,3 +133,11 @@ def compare(agg: dict, defocus_nm: dict[str, float | None], *, mirror: bool = Fa
     rho, n = _spearman([agg["PG"][i] for i, _ in rows], [study["PG"][si] for _, si in rows])
     out["PG"] = {"rho": rho, "n": n}
     return out
+
+
+VS_STUDY_KEYS = ("P", "P_without_0nm", "PG", "T", "shift")
+
+
+def vs_study_head(agg: dict, defocus_nm: dict[str, float | None]) -> dict:
+    """Spearman rho of each matrix with the study's, both readings of its sign (for ``ood.json``)."""
+    return {name: {k: r[k]["rho"] for k in VS_STUDY_KEYS} for name, r in readings(agg, defocus_nm).items()}

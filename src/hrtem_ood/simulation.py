@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .imaging import configure_abtem, minimum_contrast_defocus
+from .calibration import minimum_contrast_defocus
+from .ctf import configure_abtem
 
 
 def exit_waves(atoms, sim: dict, n_phonons: int, seed: int) -> np.ndarray:

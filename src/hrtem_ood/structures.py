@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .params import fail, suggest
+
 #: Crystal lattices (lattice constants in A). Wurtzite CdSe as in the study.
 MATERIALS: dict[str, dict] = {
     "CdSe-wurtzite": {"symbols": "CdSe", "crystal": "wurtzite", "a_A": 4.2985, "c_A": 7.0152},
@@ -19,6 +21,13 @@ MATERIALS: dict[str, dict] = {
     "Cu-fcc": {"symbols": "Cu", "crystal": "fcc", "a_A": 3.6149},
     "Fe-bcc": {"symbols": "Fe", "crystal": "bcc", "a_A": 2.8665},
 }
+
+
+def check_material(params: dict) -> None:
+    """``structures.material`` names a lattice of :data:`MATERIALS`."""
+    name = params["structures"]["material"]
+    if name not in MATERIALS:
+        fail(params, "structures.material", f"unknown material {name!r}{suggest(name, MATERIALS)}")
 
 
 @dataclass
@@ -123,17 +132,18 @@ def amorphous_carbon(extent_xy_A: float, thickness_A: float, density_per_A3: flo
     return accepted
 
 
-def _place_centres(n: int, radii: np.ndarray, extent: float, gap: float, rng) -> list[np.ndarray]:
-    """Place particle centres fully inside the field, at least ``gap`` apart surface to surface.
-    Returns as many as fit within a bounded number of tries (deterministic for a given rng)."""
-    centres: list[np.ndarray] = []
-    for r in radii[:n]:
+def _place_centres(radii: np.ndarray, extent: float, gap: float, rng) -> list[tuple[np.ndarray, int]]:
+    """Place particle centres fully inside the field, at least ``gap`` apart surface to surface, in the
+    order of ``radii``. Returns ``(centre, index into radii)`` for those that fit within a bounded number
+    of tries; a particle that does not fit is left out (deterministic for a given rng)."""
+    placed: list[tuple[np.ndarray, int]] = []
+    for k, r in enumerate(radii):
         for _ in range(200):
             c = rng.uniform(r, extent - r, size=2)
-            if all(np.linalg.norm(c - c2) >= r + r2 + gap for c2, r2 in zip(centres, radii, strict=False)):
-                centres.append(c)
+            if all(np.linalg.norm(c - c2) >= r + radii[k2] + gap for c2, k2 in placed):
+                placed.append((c, k))
                 break
-    return centres
+    return placed
 
 
 def build_scene(sp: dict, scene_id: int, split: str, seed: int):
@@ -150,9 +160,9 @@ def build_scene(sp: dict, scene_id: int, split: str, seed: int):
     n = int(rng.integers(pp["count"][0], pp["count"][1] + 1))
     diameters = np.sort(rng.uniform(*pp["diameter_A"], size=n))[::-1]
     thickness = float(rng.uniform(*cp["thickness_A"]))
-    centres = _place_centres(n, diameters / 2, extent, float(pp["min_gap_A"]), rng)
+    placed = _place_centres(diameters / 2, extent, float(pp["min_gap_A"]), rng)
     margin = 2.0
-    dmax = float(diameters[: len(centres)].max()) if centres else 0.0
+    dmax = max((float(diameters[k]) for _, k in placed), default=0.0)
     cell_z = margin + dmax + 1.0 + thickness + margin
     if pp["side"] == "top":
         carbon_z = (margin + dmax + 1.0, margin + dmax + 1.0 + thickness)
@@ -164,7 +174,8 @@ def build_scene(sp: dict, scene_id: int, split: str, seed: int):
 
     particle_atoms = Atoms(cell=[extent, extent, cell_z], pbc=True)
     particles = []
-    for c, d in zip(centres, diameters, strict=False):
+    for c, k in placed:
+        d = diameters[k]
         n_faults = int(rng.integers(0, pp["max_stacking_faults"] + 1))
         atoms_p, info = nanoparticle(sp["material"], float(d), rng, n_faults)
         z_centre = surface + direction * (d / 2 + 1.0)

@@ -1,16 +1,22 @@
-"""Training loop: random crops with 8-fold dihedral augmentation, Adam, x``lr_decay`` per epoch,
-best epoch = lowest validation loss on the stage's own domain. Torch only (no abTEM)."""
+"""Training: random crops with 8-fold dihedral augmentation, Adam, x``lr_decay`` per epoch, best epoch =
+lowest validation loss on the stage's own domain; one model per seed, evaluated on every domain's test
+split, run here or on a dask cluster. Torch only (no abTEM)."""
 
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .evaluation import evaluate, training_loss
+from .datasets import DatasetError, load_split
+from .evaluation import evaluate, standardize, training_loss
+from .model import build_model
+from .params import METRICS, RESULT_COLUMNS
 
 
 def select_device() -> torch.device:
@@ -124,3 +130,110 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
     best.seconds = time.perf_counter() - t0
     best.images_seen = seen
     return best
+
+
+# ----------------------------------------------------------------------------------- one model per seed
+
+
+@functools.lru_cache(maxsize=1)
+def _eval_sets(domains_dir: str, names: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Standardized test images and masks of every domain, loaded once per process (a stage's seeds, or
+    the tasks a dask worker runs, share them); callers must not modify the arrays."""
+    out = {}
+    for name in names:
+        d = load_split(domains_dir, name, "test")
+        out[name] = (standardize(d["images"]), d["masks"])
+    return out
+
+
+def _train_set(domains_dir, domain: str, split: str, n_images: int | None):
+    d = load_split(domains_dir, domain, split)
+    images, masks = d["images"], d["masks"]
+    if n_images is not None:
+        if n_images > len(images):
+            raise DatasetError(f"{d['path']}: asked for {n_images} images but the {split} split holds {len(images)}")
+        images, masks = images[:n_images], masks[:n_images]
+    return standardize(images), masks
+
+
+def train_one_seed(job: dict) -> dict:
+    """Train and evaluate one model (one seed). Plain data in and out, so it can run on a dask worker.
+
+    ``job``: model, train (params sections), stage, pretrain_domain, target_domain, eval_domains,
+    domains_dir, lr, lr_pretrain, epochs, n_images, freeze, seed, init_state (or None). Returns the best
+    state, its epoch, the result rows (:data:`~hrtem_ood.params.RESULT_COLUMNS`) and the learning curve.
+    """
+    tc, seed = job["train"], job["seed"]
+    set_threads(tc["threads"])
+    device = select_device()
+    tr_x, tr_y = _train_set(job["domains_dir"], job["target_domain"], "train", job["n_images"])
+    va_x, va_y = _train_set(job["domains_dir"], job["target_domain"], "val", None)
+    model = build_model(job["model"], seed)
+    if job["init_state"] is not None:
+        model.load_state_dict(job["init_state"])
+    model.freeze(job["freeze"])
+    res = train(model, tr_x, tr_y, va_x, va_y, tc, job["lr"], job["epochs"], seed=seed, device=device)
+    model.load_state_dict(res.best_state)
+    stage, p, t = job["stage"], job["pretrain_domain"], job["target_domain"]
+    transfer = stage == "transfer"
+    run = f"transfer:{p}->{t}:s{seed}" if transfer else f"pretrain:{p}:s{seed}"
+    common = {"run": run, "stage": stage, "pretrain_domain": p, "target_domain": t, "seed": seed,
+              "freeze": job["freeze"] if transfer else None, "n_transfer": job["n_images"] if transfer else None,
+              "lr_pretrain": float(job["lr_pretrain"]), "lr_transfer": job["lr"] if transfer else None,
+              "epoch": res.best_epoch}
+    rows = []
+    for eval_domain, (ex, ey) in _eval_sets(job["domains_dir"], tuple(job["eval_domains"])).items():
+        m = evaluate(model, ex, ey, device)
+        rows.extend({**common, "eval_domain": eval_domain, "metric": metric, "value": round(m[metric], 7)}
+                    for metric in METRICS)
+    curve = [{"run": run, "seed": seed, **{k: round(v, 7) if isinstance(v, float) else v for k, v in c.items()}}
+             for c in res.curve]
+    print(f"{run}: best epoch {res.best_epoch}/{job['epochs']}, val loss {res.best_val_loss:.4f}, "
+          f"{res.images_seen / res.seconds:.1f} crops/s")
+    state = {k: v.detach().cpu() for k, v in res.best_state.items()}
+    return {"seed": seed, "state": state, "epoch": res.best_epoch, "rows": rows, "curve": curve}
+
+
+def seed_jobs(params: dict, *, stage: str, pretrain_domain: str, target_domain: str, domains_dir: str | Path,
+              lr: float, epochs: int, n_images: int | None, freeze: str,
+              init_states: dict[int, dict] | None = None) -> list[dict]:
+    """One :func:`train_one_seed` job per ``train.seeds``; a transfer starts from ``init_states[seed]``."""
+    from .params import domain_names
+
+    return [{"model": params["model"], "train": params["train"], "stage": stage, "pretrain_domain": pretrain_domain,
+             "target_domain": target_domain, "eval_domains": domain_names(params),
+             "domains_dir": str(Path(domains_dir).resolve()), "lr": float(lr),
+             "lr_pretrain": float(params["pretrain"]["lr"]), "epochs": int(epochs), "n_images": n_images,
+             "freeze": freeze, "seed": seed, "init_state": None if init_states is None else init_states[seed]}
+            for seed in params["train"]["seeds"]]
+
+
+def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curves_out: Path) -> None:
+    """Train every job (on the dask cluster when one is configured, else one after another here, since
+    torch already uses every core for one model); write the best states, the results table and the
+    learning curves atomically."""
+    from .io import atomic_path, write_csv, write_json
+    from .parallel import map_ordered, scheduler_address
+
+    if scheduler_address():
+        results = map_ordered(train_one_seed, jobs, desc=f"{jobs[0]['stage']} seeds")
+    else:
+        results = [train_one_seed(job) for job in jobs]
+    with atomic_path(models_out, is_dir=True) as tmp:
+        for job, r in zip(jobs, results, strict=True):
+            torch.save({"state_dict": r["state"], "model": job["model"], "seed": r["seed"], "epoch": r["epoch"],
+                        "stage": job["stage"], "pretrain_domain": job["pretrain_domain"],
+                        "target_domain": job["target_domain"]}, tmp / f"seed{r['seed']}.pt")
+    write_csv(results_out, [row for r in results for row in r["rows"]], RESULT_COLUMNS)
+    write_json(curves_out, [c for r in results for c in r["curve"]])
+
+
+def load_states(models_dir: Path, seeds: list[int]) -> dict[int, dict]:
+    """The best states of the pretrained models of ``seeds`` (``seed<k>.pt``), on the CPU."""
+    out = {}
+    for seed in seeds:
+        path = Path(models_dir) / f"seed{seed}.pt"
+        if not path.is_file():
+            raise DatasetError(f"{path}: pretrained model not found (train.seeds changed? rerun the pretrain stage)")
+        out[seed] = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return out

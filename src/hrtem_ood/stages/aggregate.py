@@ -1,0 +1,37 @@
+"""Stage ``aggregate``: the study's matrices (P, T, PG, TG, shift), bar plots of chosen pairs, the DVC plot
+tables, ``ood.json`` headline metrics, static figures, the offline report and the learning curves."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..aggregation import grid_result_files, read_results
+from ..report import write_aggregate, write_curves
+from . import entry
+
+
+def aggregate(params: dict, args) -> None:
+    files = [Path(f) for f in args.results] if args.results else grid_result_files(params, args.results_dir)
+    rows = [row for f in files for row in read_results(f)]
+    head = write_aggregate(params, rows, args.out_metrics, args.out_plots)
+    if args.curves_dir:
+        write_curves(params, args.curves_dir, args.out_plots)
+    print(json.dumps({k: v for k, v in head.items() if not isinstance(v, dict)}, indent=1))
+
+
+def _options(ap) -> None:
+    ap.add_argument("--results-dir", default="metrics/results", help="folder of the grid's results tables")
+    ap.add_argument("--results", nargs="*", default=None,
+                    help="long-form results tables (CSV/JSON/Parquet) instead of the grid's, e.g. made elsewhere")
+    ap.add_argument("--curves-dir", default=None, help="folder of the learning curves (none: no curve tables)")
+
+
+main = entry("aggregate", __doc__, aggregate,
+             {"--out-metrics": "folder of ood.json", "--out-plots": "folder of the plot tables, figures and report"},
+             _options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Stage ``examples``: a montage of one test scene in every simulated domain, and its label."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..datasets import domain_file, read_h5
+from ..plots import montage_png
+from . import entry
+
+
+def write_examples(params: dict, domains_dir: str | Path, out_png: str | Path, split: str = "test",
+                   index: int = 0) -> None:
+    panels, titles = [], []
+    mask = None
+    for name in params["domains"]:
+        arrays, attrs = read_h5(domain_file(domains_dir, name, split), ("images", "masks"))
+        panels.append(arrays["images"][index])
+        dnm = attrs.get("defocus_nm")
+        titles.append(f"{name} ({dnm:+g} nm)" if isinstance(dnm, float) else name)
+        mask = arrays["masks"][index]
+    panels.append(mask.astype(np.float32))
+    titles.append("mask")
+    montage_png(panels, titles, out_png)
+
+
+main = entry("examples", __doc__, lambda p, a: write_examples(p, a.domains_dir, a.out),
+             {"--domains-dir": "folder of the domain datasets", "--out": "output PNG (plots/examples.png)"})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

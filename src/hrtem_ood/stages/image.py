@@ -1,0 +1,53 @@
+"""Stage ``image@<domain>``: the images of one imaging domain from the exit waves (calibrated zero +
+domain defocus + jitter, CTF with Cs and focal spread, Poisson dose), one HDF5 file per split."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..ctf import configure_abtem
+from ..datasets import SPLITS, read_h5, write_h5
+from ..imaging import domain_images
+from ..io import atomic_path, stable_hash
+from ..params import domain_imaging, fail, suggest
+from . import entry
+
+
+def write_domain(params: dict, domain: str, exitwaves_dir: str | Path, out_dir: str | Path) -> None:
+    from tqdm import tqdm
+
+    if domain not in params["domains"]:
+        fail(params, "domains", f"unknown domain {domain!r}{suggest(domain, params['domains'])}")
+    dom = domain_imaging(params, domain)
+    configure_abtem("numpy")
+    ew, attrs = read_h5(Path(exitwaves_dir) / "exitwaves.h5")
+    sampling, energy = float(attrs["sampling_A"]), float(attrs["energy_eV"])
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        for split in tqdm(SPLITS, desc=f"image {domain}", unit="split"):
+            sel = ew["split"] == split
+            imgs = domain_images(ew["waves"][sel], ew["zero_defocus_A"][sel], ew["scene_id"][sel], dom,
+                                 sampling, energy)
+            write_h5(tmp / f"{split}.h5",
+                     {"images": imgs["images"], "masks": ew["masks"][sel], "scene_id": ew["scene_id"][sel],
+                      "zero_defocus_A": ew["zero_defocus_A"][sel], "defocus_A": imgs["defocus_A"],
+                      "jitter_A": imgs["jitter_A"], "noise_seed": imgs["noise_seed"].astype(np.int64)},
+                     {"domain": domain, "split": split, "source": "simulated", "sampling_A": sampling,
+                      "image_units": "electron counts", "defocus_nm": float(dom["defocus_nm"]),
+                      "defocus_sigma_nm": float(dom["defocus_sigma_nm"]),
+                      "dose_e_per_A2": float(dom["dose_e_per_A2"]), "focal_spread_A": float(dom["focal_spread_A"]),
+                      "Cs_mm": float(dom["Cs_mm"]), "energy_eV": energy,
+                      "aperture_mrad": float(dom.get("aperture_mrad") or 0.0),
+                      "defocus_convention": "abTEM: defocus = -C10, positive = underfocus",
+                      "params_hash": stable_hash({"imaging": dom, "exitwaves": attrs["params_hash"]})})
+
+
+main = entry("image", __doc__, lambda p, a: write_domain(p, a.domain, a.exitwaves, a.out),
+             {"--domain": "a key of domains", "--exitwaves": "the simulate stage's folder",
+              "--out": "output folder (data/domains/<domain>)"})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
