@@ -259,12 +259,18 @@ def plot_tables(agg: dict, defocus_nm: dict[str, float | None], pairs: list[list
     return out
 
 
+def grid_files(params: dict, root: str | Path, suffix: str) -> dict[str, list[Path]]:
+    """Per stage kind, the files ``<root>/<kind>/<name><suffix>`` of the current grid: one per pretraining
+    domain and one per transfer pair (never a glob: stale files of removed pairs are ignored)."""
+    root = Path(root)
+    return {"pretrain": [root / "pretrain" / f"{d}{suffix}" for d in params["pretrain"]["domains"]],
+            "transfer": [root / "transfer" / f"{k}{suffix}" for k in params["transfer"]["pairs"]]}
+
+
 def grid_result_files(params: dict, results_dir: str | Path = "metrics/results") -> list[Path]:
-    """The results tables of the current grid (never a glob: stale tables of removed pairs are ignored)."""
-    root = Path(results_dir)
-    files = [root / "pretrain" / f"{d}.csv" for d in params["pretrain"]["domains"]]
-    files += [root / "transfer" / f"{k}.csv" for k in params["transfer"]["pairs"]]
-    return files
+    """The results tables of the current grid."""
+    files = grid_files(params, results_dir, ".csv")
+    return files["pretrain"] + files["transfer"]
 
 
 def aggregate_as_params(params: dict, rows: list[dict]) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .aggregation import aggregate_as_params, headline, plot_tables
+from .aggregation import aggregate_as_params, grid_files, headline, plot_tables
 from .io import read_json, write_json
 from .params import domain_defocus_nm
 from .plots import domain_loss_chart, generalization_chart, render, report_html
@@ -41,16 +41,9 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
     return head
 
 
-def curve_files(params: dict, curves_dir: str | Path) -> dict[str, list[Path]]:
-    """The learning-curve files of the current grid, per stage kind."""
-    root = Path(curves_dir)
-    return {"pretrain": [root / "pretrain" / f"{d}.json" for d in params["pretrain"]["domains"]],
-            "transfer": [root / "transfer" / f"{k}.json" for k in params["transfer"]["pairs"]]}
-
-
 def write_curves(params: dict, curves_dir: str | Path, out_plots: str | Path) -> None:
     """One table per stage kind (``learning_curves_<kind>.json``): every epoch of every model, one series
     per pair and seed (``run``), for one DVC plot each instead of one per stage."""
-    for kind, files in curve_files(params, curves_dir).items():
+    for kind, files in grid_files(params, curves_dir, ".json").items():
         rows = [{"stage": kind, **row} for f in files for row in read_json(f)]
         write_json(Path(out_plots) / f"learning_curves_{kind}.json", rows)
