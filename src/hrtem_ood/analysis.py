@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .aggregation import ResultsError, aggregate_as_params, grid_result_files, read_results
+from .aggregation import ResultsError, aggregate_as_params, grid_files, grid_result_files, read_results
 from .errors import UserError
 from .io import read_json, write_json
 from .params import domain_defocus_nm, domain_imaging, domain_names
@@ -30,7 +30,7 @@ def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float,
     summary = read_json(Path(exitwaves_dir) / "summary.json")
     zero_A = float(np.median(summary["zero_defocus_A"]))
     doms, pres = domain_names(params), list(params["pretrain"]["domains"])
-    rows = [row for d in pres for row in read_results(Path(results_dir) / "pretrain" / f"{d}.csv")]
+    rows = [row for f in grid_files(params, results_dir, ".csv")["pretrain"] for row in read_results(f)]
     agg = aggregate_as_params(params, rows)  # the same cells (filters, reduction) as the aggregate stage
     energy_eV = float(params["simulate"]["energy_keV"]) * 1e3
     defocus = domain_defocus_nm(params)

@@ -16,7 +16,7 @@ import torch
 from .datasets import DatasetError, load_split
 from .evaluation import evaluate, standardize, training_loss
 from .model import build_model
-from .params import METRICS, RESULT_COLUMNS
+from .params import METRICS, RESULT_COLUMNS, domain_names
 
 
 def select_device() -> torch.device:
@@ -198,8 +198,6 @@ def seed_jobs(params: dict, *, stage: str, pretrain_domain: str, target_domain: 
               lr: float, epochs: int, n_images: int | None, freeze: str,
               init_states: dict[int, dict] | None = None) -> list[dict]:
     """One :func:`train_one_seed` job per ``train.seeds``; a transfer starts from ``init_states[seed]``."""
-    from .params import domain_names
-
     return [{"model": params["model"], "train": params["train"], "stage": stage, "pretrain_domain": pretrain_domain,
              "target_domain": target_domain, "eval_domains": domain_names(params),
              "domains_dir": str(Path(domains_dir).resolve()), "lr": float(lr),
