@@ -260,11 +260,12 @@ def plot_tables(agg: dict, defocus_nm: dict[str, float | None], pairs: list[list
 
 
 def grid_files(params: dict, root: str | Path, suffix: str) -> dict[str, list[Path]]:
-    """Per stage kind, the files ``<root>/<kind>/<name><suffix>`` of the current grid: one per pretraining
-    domain and one per transfer pair (never a glob: stale files of removed pairs are ignored)."""
+    """Per stage kind, the files ``<root>/<kind>/<domain><suffix>`` of the current grid: one per pretraining
+    domain, for its pretraining and for its row of transfers (never a glob: stale files of removed domains
+    are ignored)."""
     root = Path(root)
-    return {"pretrain": [root / "pretrain" / f"{d}{suffix}" for d in params["pretrain"]["domains"]],
-            "transfer": [root / "transfer" / f"{k}{suffix}" for k in params["transfer"]["pairs"]]}
+    return {kind: [root / kind / f"{d}{suffix}" for d in params["pretrain"]["domains"]]
+            for kind in ("pretrain", "transfer")}
 
 
 def grid_result_files(params: dict, results_dir: str | Path = "metrics/results") -> list[Path]:

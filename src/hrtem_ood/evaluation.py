@@ -67,13 +67,15 @@ def standardize(images: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, images: np.ndarray, masks: np.ndarray, device: torch.device,
-             batch_size: int = 8) -> dict[str, float]:
-    """Metrics of ``model`` on whole standardized images (N, H, W) with masks (N, H, W)."""
+             batch_size: int = 8, memory_format: torch.memory_format = torch.contiguous_format) -> dict[str, float]:
+    """Metrics of ``model`` on whole standardized images (N, H, W) with masks (N, H, W), in float32 (the
+    batches in ``memory_format``, which should be the model's)."""
     was_training = model.training
     model.eval()
     acc = MetricAccumulator()
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size, None])).to(device)
+        x = x.contiguous(memory_format=memory_format)
         y = torch.from_numpy(np.ascontiguousarray(masks[i:i + batch_size])).long().to(device)
         acc.update(model(x), y)
     model.train(was_training)

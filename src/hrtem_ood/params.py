@@ -134,7 +134,9 @@ class Train(_Section):
     loss: Literal[LOSSES] = Field(description="ce on logits, or softmax_ce (the study's double softmax)")
     lr_decay_per_epoch: float = Field(gt=0, le=1, description="learning-rate factor per epoch")
     threads: int = Field(ge=1, description="torch threads")
-    amp: bool = Field(False, description="bf16 autocast on a CUDA GPU")
+    amp: bool = Field(True, description="bf16 autocast where the device supports bf16 (CUDA, or a CPU with "
+                                        "AVX512-BF16/AMX); float32 elsewhere")
+    channels_last: bool = Field(True, description="NHWC memory layout for the model and batches (faster on CPU)")
 
 
 class Pretrain(_Section):

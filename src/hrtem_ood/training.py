@@ -24,6 +24,18 @@ def select_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast runs natively: a CUDA GPU with bf16, or a CPU with AVX512-BF16 or AMX
+    (oneDNN's check). Elsewhere autocast would emulate bf16 slowly, so training stays in float32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def memory_format(cfg: dict) -> torch.memory_format:
+    return torch.channels_last if cfg.get("channels_last", False) else torch.contiguous_format
+
+
 def set_threads(n: int) -> None:
     torch.set_num_threads(int(n))
     try:
@@ -90,7 +102,8 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
     device = device or select_device()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model.to(device)
+    fmt = memory_format(cfg)
+    model.to(device, memory_format=fmt)
     loss_fn = training_loss(cfg["loss"])
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
@@ -99,7 +112,7 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
                           int(cfg["batch_size"]), cfg["augment"], rng)
     val_key = "ce" if cfg["loss"] == "ce" else "softmax_ce"
     cuda = device.type == "cuda"
-    amp = bool(cfg.get("amp", False)) and cuda  # bf16 autocast on CUDA only; CPU runs stay in float32
+    amp = bool(cfg.get("amp", False)) and bf16_supported(device)
     best = TrainResult(best_state={}, best_epoch=0, best_val_loss=float("inf"))
     t0 = time.perf_counter()
     seen = 0
@@ -109,7 +122,8 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
         for xb, yb in batches.epoch():
             if cuda:  # pinned host memory lets the copy overlap with compute
                 xb, yb = xb.pin_memory(), yb.pin_memory()
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            xb = xb.to(device, non_blocking=True).contiguous(memory_format=fmt)
+            yb = yb.to(device, non_blocking=True)
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss = loss_fn(model(xb).float(), yb)
@@ -120,7 +134,7 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
         seen += count
         lr_now = opt.param_groups[0]["lr"]
         sched.step()
-        metrics = evaluate(model, val_images, val_masks, device)
+        metrics = evaluate(model, val_images, val_masks, device, memory_format=fmt)
         val_loss = metrics["ce"] if val_key == "ce" else metrics["paper_loss"]
         best.curve.append({"epoch": epoch, "train_loss": total / max(count, 1), "val_loss": val_loss,
                            "val_dice": metrics["dice"], "lr": lr_now})
@@ -183,7 +197,7 @@ def train_one_seed(job: dict) -> dict:
               "epoch": res.best_epoch}
     rows = []
     for eval_domain, (ex, ey) in _eval_sets(job["domains_dir"], tuple(job["eval_domains"])).items():
-        m = evaluate(model, ex, ey, device)
+        m = evaluate(model, ex, ey, device, memory_format=memory_format(tc))
         rows.extend({**common, "eval_domain": eval_domain, "metric": metric, "value": round(m[metric], 7)}
                     for metric in METRICS)
     curve = [{"run": run, "seed": seed, **{k: round(v, 7) if isinstance(v, float) else v for k, v in c.items()}}
@@ -196,32 +210,36 @@ def train_one_seed(job: dict) -> dict:
 
 def seed_jobs(params: dict, *, stage: str, pretrain_domain: str, target_domain: str, domains_dir: str | Path,
               lr: float, epochs: int, n_images: int | None, freeze: str,
-              init_states: dict[int, dict] | None = None) -> list[dict]:
-    """One :func:`train_one_seed` job per ``train.seeds``; a transfer starts from ``init_states[seed]``."""
+              init_states: dict[int, dict] | None = None, subdir: str = "") -> list[dict]:
+    """One :func:`train_one_seed` job per ``train.seeds``; a transfer starts from ``init_states[seed]``.
+    Each job's model is saved as ``<subdir>/seed<k>.pt`` under the stage's models folder."""
     return [{"model": params["model"], "train": params["train"], "stage": stage, "pretrain_domain": pretrain_domain,
              "target_domain": target_domain, "eval_domains": domain_names(params),
              "domains_dir": str(Path(domains_dir).resolve()), "lr": float(lr),
              "lr_pretrain": float(params["pretrain"]["lr"]), "epochs": int(epochs), "n_images": n_images,
-             "freeze": freeze, "seed": seed, "init_state": None if init_states is None else init_states[seed]}
+             "freeze": freeze, "seed": seed, "init_state": None if init_states is None else init_states[seed],
+             "model_file": str(Path(subdir) / f"seed{seed}.pt")}
             for seed in params["train"]["seeds"]]
 
 
 def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curves_out: Path) -> None:
-    """Train every job (on the dask cluster when one is configured, else one after another here, since
-    torch already uses every core for one model); write the best states, the results table and the
-    learning curves atomically."""
+    """Train every job (on the dask cluster when one is configured, else one after another in this process,
+    which pays the start-up once and uses every core for each model); write the best states, the results
+    table and the learning curves atomically."""
     from .io import atomic_path, write_csv, write_json
     from .parallel import map_ordered, scheduler_address
 
     if scheduler_address():
-        results = map_ordered(train_one_seed, jobs, desc=f"{jobs[0]['stage']} seeds")
+        results = map_ordered(train_one_seed, jobs, desc=f"{jobs[0]['stage']} models")
     else:
         results = [train_one_seed(job) for job in jobs]
     with atomic_path(models_out, is_dir=True) as tmp:
         for job, r in zip(jobs, results, strict=True):
+            path = tmp / job["model_file"]
+            path.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"state_dict": r["state"], "model": job["model"], "seed": r["seed"], "epoch": r["epoch"],
                         "stage": job["stage"], "pretrain_domain": job["pretrain_domain"],
-                        "target_domain": job["target_domain"]}, tmp / f"seed{r['seed']}.pt")
+                        "target_domain": job["target_domain"]}, path)
     write_csv(results_out, [row for r in results for row in r["rows"]], RESULT_COLUMNS)
     write_json(curves_out, [c for r in results for c in r["curve"]])
 
