@@ -22,7 +22,7 @@ PY
   /usr/bin/time -f "pretrain@dfm10 amp=$amp: %e s wall" hrtem-ood --params "$tmp/params-$amp.yaml" pretrain \
     --domain dfm10 --domains-dir data/domains --models-out "$out/pretrain" --results-out "$out/pretrain.csv" \
     --curves-out "$out/pretrain.json"
-  /usr/bin/time -f "transfer@dfm10-to-dfp10 amp=$amp: %e s wall" hrtem-ood --params "$tmp/params-$amp.yaml" transfer \
-    --pair dfm10-to-dfp10 --domains-dir data/domains --init "$out/pretrain" --models-out "$out/transfer" \
+  /usr/bin/time -f "transfer@dfm10 (10 targets) amp=$amp: %e s wall" hrtem-ood --params "$tmp/params-$amp.yaml" \
+    transfer --pretrain dfm10 --domains-dir data/domains --init "$out/pretrain" --models-out "$out/transfer" \
     --results-out "$out/transfer.csv" --curves-out "$out/transfer.json"
 done

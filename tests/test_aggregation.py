@@ -158,3 +158,45 @@ def test_aggregate_cli_on_a_foreign_table(tmp_path):
         assert (tmp_path / "pl" / f).stat().st_size > 0
     html = (tmp_path / "pl/report.html").read_text()
     assert "<svg" in html and "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+
+
+def test_phenomena_by_hand():
+    """Phenomena 1-4 on a 3 x 4 example computed by hand."""
+    from hrtem_ood.aggregation import phenomena
+
+    doms, pres = ["m10", "z", "p10", "p20"], ["m10", "z", "p10"]
+    nan = np.nan
+    P = np.array([[0.02, 0.09, 0.06, 0.10],    # m10 fails far away
+                  [0.04, 0.05, 0.04, 0.04],    # z: flat
+                  [0.05, 0.08, 0.03, 0.03]])
+    T = np.array([[0.02, 0.06, 0.03, 0.03],
+                  [0.03, 0.05, 0.03, 0.03],
+                  [0.03, 0.06, 0.03, 0.03]])
+    PG = np.array([0.0330, 0.0000, 0.0094])    # std over m10, p10, p20 (z excluded)
+    shift = np.array([[0.0, -0.01, -0.02, -0.03], [nan, 0.0, nan, nan], [0.001, 0.002, 0.0, 0.003]])
+    agg = {"domains": doms, "pretrain_domains": pres, "P": P, "T": T, "PG": PG, "shift": shift}
+    out = phenomena(agg, {"m10": -10.0, "z": 0.0, "p10": 10.0, "p20": 20.0})
+    assert out["failing_row"] == "m10" and out["failing_row_ood_std"] == pytest.approx(0.033)
+    assert out["failing_row_distant_targets"] == ["p10", "p20"]   # >= 15 nm from -10 nm
+    assert out["failing_row_distant_shift_median"] == pytest.approx(-0.025)
+    assert out["failing_row_distant_shift_max"] == pytest.approx(-0.02)
+    spread_p = np.mean([np.std(P[:, j]) for j in range(4)])
+    spread_t = np.mean([np.std(T[:, j]) for j in range(4)])
+    assert out["row_spread_ratio"] == pytest.approx(spread_t / spread_p, abs=1e-6)
+    assert out["hardest_domain"] == "z" and out["zero_nm_hardest"] is True   # column means 0.073 vs <= 0.057
+    assert out["zero_nm_model_ood_std_rank"] == 1
+    assert out["in_domain_loss_excl_0nm"] == pytest.approx((0.02 + 0.03) / 2)
+
+
+def test_the_study_scores_itself():
+    """The study's own medians, measured with the same code, meet every threshold of the scorecard, and
+    its failing row is its +10 nm model (PG 0.058, protocol.md)."""
+    from hrtem_ood.aggregation import phenomena
+    from hrtem_ood.reference import study_as_aggregate
+    from hrtem_ood.report import scorecard
+
+    agg, defocus = study_as_aggregate()
+    ph = phenomena(agg, defocus)
+    assert ph["failing_row"] == "study+10" and ph["failing_row_ood_std"] == pytest.approx(0.058, abs=5e-4)
+    assert ph["in_domain_loss_excl_0nm"] == pytest.approx(0.015, abs=1e-3)
+    assert all(row["held"] for row in scorecard(ph, ph))

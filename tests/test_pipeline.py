@@ -5,12 +5,14 @@ identical masks across domains, a no-op second repro, params scoping, push/clone
 byte-identical regeneration of the datasets.
 """
 
+import csv
 import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from conftest import copy_repo, dvc, git, tiny_params
 
@@ -75,10 +77,17 @@ def test_every_stage_wrote_its_outputs(repo):
     assert (repo / "plots/examples.png").stat().st_size > 1000
     for d in p["pretrain"]["domains"]:
         assert (repo / f"models/pretrain/{d}/seed0.pt").is_file()
-    for pair in p["transfer"]["pairs"]:
-        rows = (repo / f"metrics/results/transfer/{pair}.csv").read_text().splitlines()
-        assert rows[0].startswith("run,stage,pretrain_domain,target_domain,eval_domain,metric,value,seed")
-        assert len(rows) - 1 == len(domain_names(p)) * 4  # one seed x every domain x 4 metrics
+    for d in p["pretrain"]["domains"]:  # one transfer stage per pretraining row, one model per target
+        targets = [v["target"] for v in p["transfer"]["pairs"].values() if v["pretrain"] == d]
+        with open(repo / f"metrics/results/transfer/{d}.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        assert list(rows[0])[:8] == ["run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric",
+                                     "value", "seed"]
+        assert sorted({r["target_domain"] for r in rows}) == sorted(targets)
+        assert len(rows) == len(targets) * len(domain_names(p)) * 4  # one seed x every domain x 4 metrics
+        for t in targets:
+            saved = torch.load(repo / f"models/transfer/{d}/{t}/seed0.pt", weights_only=True)
+            assert (saved["pretrain_domain"], saved["target_domain"]) == (d, t)
     head = json.loads((repo / "metrics/ood.json").read_text())
     assert head["n_pairs"] == len(p["transfer"]["pairs"])
     assert head["in_domain_after_pretrain"] is not None and head["mean_ood_std_transfer"] is not None
@@ -124,8 +133,8 @@ def test_changing_a_transfer_param_reruns_only_transfer_stages(repo):
         changed = set(json.loads(dvc(repo, "status", "--json").stdout))
     finally:
         params_path.write_text(original)
-    assert changed == {f"transfer@{k}" for k in p["transfer"]["pairs"]}
-    assert len(changed) == 6
+    assert changed == {f"transfer@{d}" for d in p["pretrain"]["domains"]}  # one stage per pretraining row
+    assert len(changed) == 2
 
 
 def test_editing_a_module_reruns_exactly_the_stages_that_import_it(repo):
@@ -256,3 +265,25 @@ def test_plots_show_renders_offline_in_chromium(repo, tmp_path):
                          for lib in ("vega@5", "vega-lite@5", "vega-embed@6")) + rest.partition("</script>")[2]
     (tmp_path / "cdn.html").write_text(cdn)
     assert not charts.findall(_chromium((tmp_path / "cdn.html").as_uri(), tmp_path / "cdn.png"))
+
+
+def test_report_is_the_answer_page_and_opens_offline(repo, tmp_path):
+    """plots/report.html: the scorecard with this run's numbers and the study's, the matrices beside the
+    study's, the examples and learning curves, the vs-study table; rendered by headless Chromium with the
+    network off, every figure and the example image are drawn."""
+    import re
+
+    from PIL import Image
+
+    html = (repo / "plots/report.html").read_text()
+    head = json.loads((repo / "metrics/ood.json").read_text())
+    assert f"{head['scorecard_held']} of {head['scorecard_total']} held" in html
+    assert html.count('<td class="yes">') + html.count('<td class="no">') == head["scorecard_total"] == 6
+    assert head["defocus_convention"].split(",")[0] in html  # the sign convention is stated on the page
+    for title in ("This run beside the study", "Learning curves", "Example test image", "Rank correlation"):
+        assert title in html, title
+    assert "data:image/png;base64," in html and "https://" not in html
+    dom = _chromium((repo / "plots/report.html").as_uri(), tmp_path / "report.png")
+    assert len(re.findall(r"<svg", dom)) >= 4 and "scorecard" in dom
+    pixels = np.asarray(Image.open(tmp_path / "report.png").convert("RGB"), float)
+    assert ((pixels.max(axis=2) - pixels.min(axis=2)) > 60).mean() > 0.01  # coloured cells were painted

@@ -44,8 +44,8 @@ def test_best_epoch_is_lowest_validation_loss(monkeypatch):
     snapshots = {}
     real_eval = training.evaluate
 
-    def fake_evaluate(model, images, masks, device):
-        m = real_eval(model, images, masks, device)
+    def fake_evaluate(model, images, masks, device, **kw):
+        m = real_eval(model, images, masks, device, **kw)
         m["ce"] = next(scripted)
         snapshots[len(snapshots) + 1] = {k: v.clone() for k, v in model.state_dict().items()}
         return m
@@ -71,3 +71,28 @@ def test_training_is_deterministic_on_cpu_and_learns():
     a, b = results
     assert all(torch.equal(a.best_state[k], b.best_state[k]) for k in a.best_state)
     assert a.curve[-1]["train_loss"] < a.curve[0]["train_loss"]
+
+
+def test_channels_last_and_bf16_change_layout_not_results():
+    """channels_last puts the conv weights in NHWC, and evaluation gives the same metrics in either layout;
+    bf16 autocast is used only where the CPU runs it natively, and a bf16-trained model's first-epoch
+    training loss is within 2% of the float32 one from the same seed (same crops, same initialization)."""
+    import torch
+
+    from hrtem_ood.evaluation import evaluate
+
+    images, masks = _data()
+    cfg = dict(CFG, channels_last=True, amp=False)
+    model = build_model(SMALL, 0)
+    res32 = training.train(model, images, masks, images[:2], masks[:2], cfg, 1e-3, 1, seed=0)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    a = evaluate(model, images[:2], masks[:2], torch.device("cpu"), memory_format=torch.channels_last)
+    b = evaluate(model.to(memory_format=torch.contiguous_format), images[:2], masks[:2], torch.device("cpu"))
+    assert a["ce"] == pytest.approx(b["ce"], rel=1e-4) and a["dice"] == pytest.approx(b["dice"], abs=1e-3)
+    if not training.bf16_supported(torch.device("cpu")):
+        pytest.skip("this CPU has no native bf16")
+    res16 = training.train(build_model(SMALL, 0), images, masks, images[:2], masks[:2], dict(cfg, amp=True), 1e-3, 1,
+                           seed=0)
+    assert res16.curve[0]["train_loss"] == pytest.approx(res32.curve[0]["train_loss"], rel=0.02)
+    assert res16.curve[0]["train_loss"] != res32.curve[0]["train_loss"]  # autocast really ran in bf16

@@ -211,13 +211,16 @@ def headline(agg: dict) -> dict:
     }
 
 
-def plot_tables(agg: dict, defocus_nm: dict[str, float | None], pairs: list[list[str]]) -> dict[str, list[dict]]:
-    """Row objects for the DVC plot files. Rows carry each domain's defocus (nm) where known and
-    ``x_sort``/``y_sort`` ranks, so every axis sorts by defocus."""
+def plot_tables(agg: dict, defocus_nm: dict[str, float | None], pairs: list[list[str]],
+                sort_nm: dict[str, float | None] | None = None) -> dict[str, list[dict]]:
+    """Row objects for the DVC plot files. Rows carry each domain's defocus (nm, abTEM's sign) where known
+    and ``x_sort``/``y_sort`` ranks, so every axis sorts by defocus in the figures' sign (``sort_nm``;
+    default ``defocus_nm``)."""
     doms, pres = agg["domains"], agg["pretrain_domains"]
+    sort_nm = defocus_nm if sort_nm is None else sort_nm
+    order = sorted(doms, key=lambda d: (sort_nm.get(d) is None, sort_nm.get(d) or 0.0, d))
 
     def rank(name):
-        order = sorted(doms, key=lambda d: (defocus_nm.get(d) is None, defocus_nm.get(d) or 0.0, d))
         return order.index(name)
 
     def v(x):
@@ -240,7 +243,7 @@ def plot_tables(agg: dict, defocus_nm: dict[str, float | None], pairs: list[list
             for key, mat in (("transfer_loss", agg["T"]), ("ood_std_transfer", agg["TG"]), ("ood_shift", agg["shift"])):
                 if not np.isnan(mat[i, j]):
                     out[key].append({**tb, "value": v(mat[i, j])})
-            if d != p:
+            if d != p and "A" in agg:  # the study's published medians have no A
                 for k, e in enumerate(doms):
                     if not np.isnan(agg["A"][i, j, k]):
                         out["after_transfer_loss"].append({**tb, "eval": e, "eval_defocus_nm": defocus_nm.get(e),
@@ -279,3 +282,51 @@ def aggregate_as_params(params: dict, rows: list[dict]) -> dict:
     ac = params["aggregate"]
     return aggregate(rows, domain_names(params), params["pretrain"]["domains"], metric=ac["metric"],
                      reduce=ac["reduce"], exclude_from_std=ac["exclude_from_std"], filters=ac["filters"])
+
+
+#: Targets at least this far (nm) from a pretraining defocus count as distant (phenomenon 4).
+DISTANT_NM = 15.0
+
+
+def phenomena(agg: dict, defocus_nm: dict[str, float | None]) -> dict:
+    """Phenomena 1-4 of the study (``../shared/protocol.md``) as numbers, from an :func:`aggregate` dict.
+
+    - 1: the failing row (the pretraining domain with the largest OOD std ``PG``) and its ``PG``;
+    - 2: the row spread (std across pretraining domains, mean over columns) of the loss on the target
+      after transfer, over that after pretraining;
+    - 3: whether the 0 nm domain is the hardest (highest mean loss after pretraining over the pretrained
+      models), and the rank of the 0 nm model's ``PG`` (1 = lowest);
+    - 4: the shifts from the failing row to the targets at least :data:`DISTANT_NM` away (median, max);
+    - the in-domain loss after pretraining, mean over the pretraining domains other than 0 nm.
+    Domains without a defocus are left out of the defocus-based measures.
+    """
+    doms, pres = agg["domains"], agg["pretrain_domains"]
+    P, T, pg = np.asarray(agg["P"], float), np.asarray(agg["T"], float), np.asarray(agg["PG"], float)
+    out: dict = {}
+
+    def r(x):
+        return None if x is None or not np.isfinite(x) else round(float(x), 6)
+
+    zero = next((d for d in doms if defocus_nm.get(d) == 0), None)
+    if np.any(np.isfinite(pg)):
+        i = int(np.nanargmax(pg))
+        fail, d0 = pres[i], defocus_nm.get(pres[i])
+        out["failing_row"], out["failing_row_ood_std"] = fail, r(pg[i])
+        distant = [t for t, d in enumerate(doms) if d0 is not None and defocus_nm.get(doms[t]) is not None
+                   and abs(defocus_nm[doms[t]] - d0) >= DISTANT_NM and np.isfinite(agg["shift"][i, t])]
+        sh = np.array([agg["shift"][i, t] for t in distant])
+        out["failing_row_distant_targets"] = [doms[t] for t in distant]
+        out["failing_row_distant_shift_median"] = r(np.median(sh)) if len(sh) else None
+        out["failing_row_distant_shift_max"] = r(np.max(sh)) if len(sh) else None
+    with np.errstate(all="ignore"):
+        spread_p, spread_t = np.nanmean(np.nanstd(P, axis=0)), np.nanmean(np.nanstd(T, axis=0))
+        col_mean = np.nanmean(P, axis=0)
+    out["row_spread_ratio"] = r(spread_t / spread_p) if spread_p > 0 else None
+    if zero is not None and np.any(np.isfinite(col_mean)):
+        out["hardest_domain"] = doms[int(np.nanargmax(col_mean))]
+        out["zero_nm_hardest"] = out["hardest_domain"] == zero
+        if zero in pres and np.isfinite(pg[pres.index(zero)]):
+            out["zero_nm_model_ood_std_rank"] = int(np.sum(pg[np.isfinite(pg)] < pg[pres.index(zero)])) + 1
+    diag = [P[i, doms.index(p)] for i, p in enumerate(pres) if p != zero and p in doms]
+    out["in_domain_loss_excl_0nm"] = r(np.nanmean(diag)) if diag else None
+    return out

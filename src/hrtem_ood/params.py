@@ -186,6 +186,9 @@ class Aggregate(_Section):
     exclude_from_std: list[str] = Field(description="domains left out of the OOD standard deviation")
     pairs: list[Pair] = Field(description="[pretrain, target] pairs drawn as bar plots")
     filters: dict[str, Any] = Field(description="column -> kept values (a list or one value)")
+    figure_sign: Literal["study", "abtem"] = Field(
+        "study", description="defocus sign on the figures: study = the study's +d nm is abTEM's -d nm (Prismatic's "
+                             "C1, positive = overfocus); abtem = abTEM's defocus (positive = underfocus)")
 
 
 class Params(_Section):

@@ -83,8 +83,27 @@ def _axis_title(key: str) -> str:
             "target": "Transfer defocus (nm)", "stage": ""}[key]
 
 
-def generalization_chart(tables: dict, defocus_nm: dict, metric: str):
-    """The study's OOD figure: PG column, TG matrix, shift matrix, and before/after bars for chosen pairs."""
+def _title(text: str, sign_note: str):
+    import altair as alt
+
+    return alt.TitleParams(text, subtitle=sign_note) if sign_note else text
+
+
+def _bars(rows: list[dict], title: str, metric: str, stages=("pretrain", "transfer"), colours=("#5b2a86", "#5fc3f5")):
+    import altair as alt
+
+    return alt.Chart(alt.Data(values=rows)).mark_bar().encode(
+        x=alt.X("eval_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title="Defocus (nm)",
+                axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("stage:N", sort=list(stages)),
+        y=alt.Y("value:Q", title=f"{metric}"),
+        color=alt.Color("stage:N", scale=alt.Scale(domain=list(stages), range=list(colours)), title="model"),
+    ).properties(title=title, width=260, height=110)
+
+
+def generalization_chart(tables: dict, defocus_nm: dict, metric: str, sign_note: str = ""):
+    """The study's OOD figure: PG column, TG matrix, shift matrix, and before/after bars for chosen pairs.
+    ``defocus_nm``: each domain's defocus as the figure labels it; ``sign_note`` states that sign."""
     import altair as alt
 
     pg = [dict(r, stage_label="after PT") for r in _with_labels(tables["ood_std_pretrain"], defocus_nm)]
@@ -100,24 +119,20 @@ def generalization_chart(tables: dict, defocus_nm: dict, metric: str):
                "Generalization shift (negative = OOD improved)", "shift of std", scheme="blueorange", domain_mid=0)
     top = alt.hconcat(pg_chart, tg).resolve_scale(color="shared")
     left = alt.vconcat(top, sh).resolve_scale(color="independent")
+    labelled = _with_labels(tables["pair_bars"], defocus_nm)
     bars = []
-    for pair in sorted({r["pair"] for r in tables["pair_bars"]}):
-        rows = [r for r in _with_labels(tables["pair_bars"], defocus_nm) if r["pair"] == pair]
-        bars.append(alt.Chart(alt.Data(values=rows)).mark_bar().encode(
-            x=alt.X("eval_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title="Defocus (nm)",
-                    axis=alt.Axis(labelAngle=0)),
-            xOffset=alt.XOffset("stage:N", sort=["pretrain", "transfer"]),
-            y=alt.Y("value:Q", title=f"{metric}"),
-            color=alt.Color("stage:N", scale=alt.Scale(domain=["pretrain", "transfer"],
-                                                       range=["#5b2a86", "#5fc3f5"]), title="model"),
-        ).properties(title=pair.replace("->", "→"), width=260, height=110))
+    for pair in dict.fromkeys(r["pair"] for r in tables["pair_bars"]):  # in aggregate.pairs order
+        rows = [r for r in labelled if r["pair"] == pair]
+        p, t = (name.strip() for name in pair.split("->"))
+        title = f"{_label(p, defocus_nm)} → {_label(t, defocus_nm)} nm ({p} → {t})"
+        bars.append(_bars(rows, title, metric))
     right = alt.vconcat(*bars) if bars else None
     chart = alt.hconcat(left, right) if right is not None else left
     return chart.resolve_scale(color="independent").properties(
-        title=f"OOD generalization ({metric}; std across domains)")
+        title=_title(f"OOD generalization ({metric}; std across domains)", sign_note))
 
 
-def domain_loss_chart(tables: dict, defocus_nm: dict, metric: str):
+def domain_loss_chart(tables: dict, defocus_nm: dict, metric: str, sign_note: str = ""):
     """The study's before/after matrices: loss after pretraining and on the target after transfer."""
     import altair as alt
 
@@ -125,7 +140,49 @@ def domain_loss_chart(tables: dict, defocus_nm: dict, metric: str):
               scheme="viridis")
     t = _heat(_with_labels(tables["transfer_loss"], defocus_nm), "target", "pretrain", "After transfer learning",
               metric, scheme="viridis")
-    return alt.vconcat(p, t).resolve_scale(color="shared")
+    return alt.vconcat(p, t).resolve_scale(color="shared").properties(title=_title(f"Loss ({metric})", sign_note))
+
+
+def study_comparison_chart(ours: dict, our_nm: dict, study: dict, study_nm: dict, sign_note: str = ""):
+    """This run's matrices (left) beside the study's (right), each pair on one colour scale: loss after
+    pretraining, loss on the target after transfer, OOD std after pretraining and its shift by transfer."""
+    import altair as alt
+
+    rows = []
+    for key, title, scheme, mid in (("pretrain_loss", "loss after pretraining", "viridis", None),
+                                    ("transfer_loss", "loss on the target after transfer", "viridis", None),
+                                    ("ood_shift", "shift of OOD std by transfer", "blueorange", 0)):
+        x = "eval" if key == "pretrain_loss" else "target"
+        mine = _heat(_with_labels(ours[key], our_nm), x, "pretrain", f"This run: {title}", "", scheme, mid, width=230)
+        theirs = _heat(_with_labels(study[key], study_nm), x, "pretrain", f"The study: {title}", "", scheme, mid,
+                       width=230)
+        rows.append(alt.hconcat(mine, theirs).resolve_scale(color="shared"))
+    pg = [dict(r, who="this run") for r in _with_labels(ours["ood_std_pretrain"], our_nm)]
+    pg += [dict(r, who="the study") for r in _with_labels(study["ood_std_pretrain"], study_nm)]
+    pg_chart = alt.Chart(alt.Data(values=pg)).mark_bar().encode(
+        x=alt.X("pretrain_label:O", sort=alt.EncodingSortField(field="y_sort", op="min"),
+                title="Pretrain defocus (nm)", axis=alt.Axis(labelAngle=0)),
+        xOffset=alt.XOffset("who:N", sort=["this run", "the study"]),
+        y=alt.Y("value:Q", title="OOD std after pretraining"),
+        color=alt.Color("who:N", scale=alt.Scale(domain=["this run", "the study"], range=["#5b2a86", "#e69f00"]),
+                        title=""),
+    ).properties(title="OOD std after pretraining (phenomena 1 and 3)", width=260, height=140)
+    return alt.vconcat(*rows, pg_chart).resolve_scale(color="independent").properties(
+        title=_title("This run beside the study", sign_note))
+
+
+def curves_chart(curves: dict[str, list[dict]]):
+    """Validation loss per epoch, one line per model (pair and seed), one panel per stage kind."""
+    import altair as alt
+
+    panels = []
+    for kind, rows in curves.items():
+        if rows:
+            panels.append(alt.Chart(alt.Data(values=rows)).mark_line(opacity=0.6, strokeWidth=1).encode(
+                x=alt.X("epoch:Q", title="epoch"), y=alt.Y("val_loss:Q", title="validation loss"),
+                detail="run:N", color=alt.Color("run:N", legend=None),
+            ).properties(title=f"{kind}: {len({r['run'] for r in rows})} models", width=320, height=180))
+    return alt.hconcat(*panels)
 
 
 def render(chart_or_spec, out: str | Path, fmt: str, scale: float = 2.0) -> None:
@@ -142,22 +199,48 @@ def render(chart_or_spec, out: str | Path, fmt: str, scale: float = 2.0) -> None
             raise ValueError(f"unknown format {fmt!r}")
 
 
-def report_html(charts: dict[str, object], head: dict, notes: list[str], out: str | Path) -> None:
-    """One self-contained offline HTML page: every chart as inline SVG plus the headline table."""
+def report_html(card: list[dict], charts: dict[str, object], head: dict, vs_study: dict, notes: list[str],
+                out: str | Path, examples_png: str | Path | None = None) -> None:
+    """One self-contained offline HTML page, the run's answer: the scorecard of the study's phenomena, the
+    figures (inline SVG), the example images (inline PNG), the rank correlations with the study's
+    matrices and every headline number. Nothing is loaded from the network."""
+    import base64
     import html
 
     import vl_convert as vlc
 
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in head.items())
-    parts = [f"<h2>{html.escape(title)}</h2>\n{vlc.vegalite_to_svg(c.to_dict())}" for title, c in charts.items()]
-    notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    def fmt(v):
+        return "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+    esc = html.escape
+    held = sum(r["held"] for r in card)
+    card_rows = "".join(
+        f"<tr><td>{esc(r['phenomenon'])}</td><td><b>{esc(fmt(r['value']))}</b></td><td>{esc(fmt(r['study']))}</td>"
+        f"<td>{esc(r['threshold'])}</td><td class=\"{'yes' if r['held'] else 'no'}\">"
+        f"{'held' if r['held'] else 'not held'}</td></tr>" for r in card)
+    keys = sorted({k for reading in vs_study.values() for k in reading})
+    vs_rows = "".join(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(fmt(r.get(k)))}</td>" for k in keys)
+                      + "</tr>" for name, r in vs_study.items())
+    head_rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in head.items())
+    parts = [f"<h2>{esc(title)}</h2>\n{vlc.vegalite_to_svg(c.to_dict())}" for title, c in charts.items()]
+    if examples_png is not None and Path(examples_png).is_file():
+        data = base64.b64encode(Path(examples_png).read_bytes()).decode()
+        parts.insert(1, "<h2>Example test image in every domain, and its label</h2>"
+                        f"<img alt=\"examples\" style=\"max-width:100%\" src=\"data:image/png;base64,{data}\">")
+    notes_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
     doc = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>hrtem-ood report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse}}
-td{{border:1px solid #ccc;padding:2px 8px}}</style></head><body>
-<h1>hrtem-ood: OOD generalization across defocus</h1>
-<h2>Headline numbers</h2><table>{rows}</table><ul>{notes_html}</ul>
+td,th{{border:1px solid #ccc;padding:2px 8px}}td.yes{{background:#d4f4d4}}td.no{{background:#f8d0d0}}</style>
+</head><body>
+<h1>hrtem-ood: how the defocus of the training data changes OOD generalization</h1>
+<h2 id="scorecard">The study's phenomena: {held} of {len(card)} held</h2>
+<table><tr><th>phenomenon</th><th>this run</th><th>the study</th><th>threshold</th><th></th></tr>{card_rows}</table>
+<ul>{notes_html}</ul>
 {''.join(parts)}
+<h2>Rank correlation (Spearman) with the study's published matrices, both readings of its sign</h2>
+<table><tr><th>reading</th>{''.join(f"<th>{esc(k)}</th>" for k in keys)}</tr>{vs_rows}</table>
+<h2>Headline numbers (metrics/ood.json)</h2><table>{head_rows}</table>
 </body></html>
 """
     with atomic_path(out) as tmp:

@@ -141,3 +141,45 @@ VS_STUDY_KEYS = ("P", "P_without_0nm", "PG", "T", "shift")
 def vs_study_head(agg: dict, defocus_nm: dict[str, float | None]) -> dict:
     """Spearman rho of each matrix with the study's, both readings of its sign (for ``ood.json``)."""
     return {name: {k: r[k]["rho"] for k in VS_STUDY_KEYS} for name, r in readings(agg, defocus_nm).items()}
+
+
+# ------------------------------------------------------------------ the study's exact medians and scorecard
+
+MATRICES_FILE = "study_matrices.json"
+
+
+def load_study_medians() -> dict:
+    """The study's matrices recomputed from its published per-model table (``data/study_matrices.json``,
+    7,200 models; median over the models of each cell), as arrays in the study's own defocus labels:
+    ``P`` and ``T`` (loss on the target after transfer, diagonal = ``P``'s), ``TG`` and ``shift`` (5 x 11),
+    ``PG`` (5), ``pretrain_nm`` and ``eval_nm``."""
+    raw = json.loads(resources.files("hrtem_ood").joinpath("data", MATRICES_FILE).read_text())
+    pre, dom = [int(v) for v in raw["pretrain_nm"]], [int(v) for v in raw["domains_nm"]]
+    med = raw["median"]
+
+    def matrix(key):
+        return np.array([[med[key][str(p)].get(str(d), np.nan) for d in dom] for p in pre], float)
+
+    out = {"pretrain_nm": pre, "eval_nm": dom, "P": matrix("P"), "T": matrix("T_on_target"), "TG": matrix("TG"),
+           "shift": matrix("shift"), "PG": np.array([med["PG"][str(p)] for p in pre], float),
+           "n_models": int(raw["n_models"]), "source": raw["source"]}
+    for i, p in enumerate(pre):  # the diagonal convention of aggregation.aggregate: T[i, i] = P[i, i]
+        j = dom.index(p)
+        out["T"][i, j], out["TG"][i, j], out["shift"][i, j] = out["P"][i, j], out["PG"][i], 0.0
+    return out
+
+
+def study_as_aggregate(study: dict | None = None) -> tuple[dict, dict[str, float]]:
+    """The study's medians as an :func:`hrtem_ood.aggregation.aggregate`-like dict, with domains named by
+    the study's labels (``study+10``) and their defocus read mirrored (study +d nm = abTEM -d nm), so
+    the project's own measures (``aggregation.phenomena``) apply to the study unchanged. Returns the
+    dict and its domain -> abTEM defocus (nm) map."""
+    s = study if study is not None else load_study_medians()
+
+    def name(v):
+        return f"study{v:+d}" if v else "study0"
+
+    doms, pres = [name(v) for v in s["eval_nm"]], [name(v) for v in s["pretrain_nm"]]
+    agg = {"domains": doms, "pretrain_domains": pres, "P": s["P"], "T": s["T"], "TG": s["TG"], "shift": s["shift"],
+           "PG": s["PG"], "metric": "paper_loss", "reduce": "median", "exclude_from_std": ["study0"]}
+    return agg, {n: -float(v) for n, v in zip(doms, s["eval_nm"], strict=True)}

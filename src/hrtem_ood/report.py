@@ -1,49 +1,118 @@
 """What the aggregate stage (and ``hrtem-ood compare``) writes from a set of results rows: the DVC plot
-tables, ``ood.json`` headline metrics, the static figures, the offline report, and the learning curves
-of every model of a stage kind in one table. Neither torch nor abTEM."""
+tables, ``ood.json`` headline metrics with the study's phenomena scored against the study, the static
+figures, the learning curves of every model of a stage kind in one table, and the offline report
+(``report.html``), the user's answer page. Neither torch nor abTEM."""
 
 from __future__ import annotations
 
+import operator
 from pathlib import Path
 
-from .aggregation import aggregate_as_params, grid_files, headline, plot_tables
+from .aggregation import aggregate_as_params, grid_files, headline, phenomena, plot_tables
 from .io import read_json, write_json
 from .params import domain_defocus_nm
-from .plots import domain_loss_chart, generalization_chart, render, report_html
-from .reference import vs_study_head
+from .plots import curves_chart, domain_loss_chart, generalization_chart, render, report_html, study_comparison_chart
+from .reference import study_as_aggregate, vs_study_head
+
+#: How the figures sign defocus (``aggregate.figure_sign``); stated on every figure and in ``ood.json``.
+CONVENTIONS = {
+    "study": "Figures label defocus as the study does, read mirrored: study +d nm = abTEM -d nm (Prismatic's "
+             "probeDefocus C1, positive = overfocus). Domain names and params use abTEM's defocus "
+             "(positive = underfocus, defocus = -C10).",
+    "abtem": "Figures label defocus with abTEM's sign (positive = underfocus, defocus = -C10), as domain names and "
+             "params do; the study's +d nm is then most likely at -d nm here (Prismatic's C1 sign).",
+}
+
+#: The study's phenomena as issue 19 scores them: (text, key of ``phenomena``, comparison, threshold).
+SCORECARD = (
+    ("1. Loss depends on the pretraining domain: OOD std of the failing row after pretraining",
+     "failing_row_ood_std", ">=", 0.04),
+    ("2. Rows become alike after transfer: row spread after / before", "row_spread_ratio", "<=", 0.3),
+    ("3a. 0 nm is the hardest domain (highest mean loss after pretraining)", "zero_nm_hardest", "==", True),
+    ("3b. The 0 nm model generalizes among the best 2 (rank by OOD std, 1 = best)",
+     "zero_nm_model_ood_std_rank", "<=", 2),
+    ("4. Transfer from the failing row to distant targets (>= 15 nm away) improves OOD: median shift",
+     "failing_row_distant_shift_median", "<=", -0.03),
+    ("In-domain loss after pretraining (0 nm excluded)", "in_domain_loss_excl_0nm", "<=", 0.03),
+)
+_OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq}
+
+
+def figure_nm(defocus_nm: dict[str, float | None], sign: str) -> dict[str, float | None]:
+    """Each domain's defocus as the figures label it (``aggregate.figure_sign``)."""
+    return {k: (None if v is None else (-v + 0.0 if sign == "study" else v)) for k, v in defocus_nm.items()}
+
+
+def scorecard(ours: dict, study: dict) -> list[dict]:
+    """One row per phenomenon: this run's value, the study's (same measure on its medians), the threshold
+    and whether this run meets it."""
+    rows = []
+    for text, key, op, threshold in SCORECARD:
+        value = ours.get(key)
+        rows.append({"phenomenon": text, "key": key, "value": value, "study": study.get(key),
+                     "threshold": f"{op} {threshold}", "held": value is not None and _OPS[op](value, threshold)})
+    return rows
 
 
 def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out_plots: str | Path,
-                    extra_head: dict | None = None) -> dict:
+                    extra_head: dict | None = None, curves: dict[str, list[dict]] | None = None,
+                    examples_png: str | Path | None = None) -> dict:
     """Aggregate ``rows`` as the ``aggregate`` params say and write every output. Returns ``ood.json``."""
     ac = params["aggregate"]
+    sign = ac.get("figure_sign", "study")
     agg = aggregate_as_params(params, rows)
     defocus = domain_defocus_nm(params)
-    tables = plot_tables(agg, defocus, ac["pairs"])
+    shown = figure_nm(defocus, sign)
+    tables = plot_tables(agg, defocus, ac["pairs"], sort_nm=shown)
     out_plots, out_metrics = Path(out_plots), Path(out_metrics)
     for name, table in tables.items():
         write_json(out_plots / f"{name}.json", table)
     head = headline(agg)
     head.update(extra_head or {})
+    ours = phenomena(agg, defocus)
+    study_agg, study_defocus = study_as_aggregate()
+    theirs = phenomena(study_agg, study_defocus)
+    card = scorecard(ours, theirs)
+    head["defocus_convention"] = CONVENTIONS[sign]
+    if ours.get("failing_row") is not None:
+        ours["failing_row_figure_nm"] = shown.get(ours["failing_row"])
+    head["phenomena"] = ours
+    head["scorecard_held"] = sum(r["held"] for r in card)
+    head["scorecard_total"] = len(card)
     head["vs_study"] = vs_study_head(agg, defocus)
     head["pooled_conditions"] = {k: v for k, v in agg["pooled"].items()}
     head["models_per_cell"] = {k: list(v) for k, v in agg["models_per_cell"].items()}
     write_json(out_metrics / "ood.json", head)
-    gen = generalization_chart(tables, defocus, ac["metric"])
-    dom = domain_loss_chart(tables, defocus, ac["metric"])
+    sign_note = "defocus: study sign (+ = overfocus = -abTEM)" if sign == "study" else "defocus: abTEM sign"
+    gen = generalization_chart(tables, shown, ac["metric"], sign_note)
+    dom = domain_loss_chart(tables, shown, ac["metric"], sign_note)
     render(gen, out_plots / "generalization.png", "png")
     render(gen, out_plots / "generalization.svg", "svg")
     render(dom, out_plots / "domain_loss.png", "png")
-    notes = [f"metric {ac['metric']}, {ac['reduce']} over all models of a cell; std excludes "
-             f"{ac['exclude_from_std']}; pooled: {head['pooled_conditions']}"]
-    report_html({"OOD generalization": gen, "Loss before and after transfer": dom},
-                {k: v for k, v in head.items() if not isinstance(v, dict)}, notes, out_plots / "report.html")
+    study_tables = plot_tables(study_agg, study_defocus, [], sort_nm=figure_nm(study_defocus, sign))
+    charts = {"This run beside the study (median over models per cell; the study: 7,200 models, 144 per cell)":
+              study_comparison_chart(tables, shown, study_tables, figure_nm(study_defocus, sign), sign_note),
+              "OOD generalization (the study's Fig. 8.1 layout)": gen,
+              "Loss before and after transfer (the study's dataset-performance figure)": dom}
+    if curves:
+        charts["Learning curves (validation loss on the stage's own domain; best epoch kept)"] = curves_chart(curves)
+    notes = [CONVENTIONS[sign],
+             f"metric {ac['metric']}, {ac['reduce']} over all models of a cell; std excludes "
+             f"{ac['exclude_from_std']}; pooled: {head['pooled_conditions']}",
+             "The study's numbers: its published per-model table (7,200 models), recomputed as medians "
+             "(src/hrtem_ood/data/study_matrices.json), measured with the same code as this run's."]
+    report_html(card, charts, {k: v for k, v in head.items() if not isinstance(v, dict)}, head["vs_study"], notes,
+                out_plots / "report.html", examples_png=examples_png)
     return head
 
 
-def write_curves(params: dict, curves_dir: str | Path, out_plots: str | Path) -> None:
-    """One table per stage kind (``learning_curves_<kind>.json``): every epoch of every model, one series
-    per pair and seed (``run``), for one DVC plot each instead of one per stage."""
-    for kind, files in grid_files(params, curves_dir, ".json").items():
-        rows = [{"stage": kind, **row} for f in files for row in read_json(f)]
+def read_curves(params: dict, curves_dir: str | Path) -> dict[str, list[dict]]:
+    """Every epoch of every model of the grid, per stage kind; one series per pair and seed (``run``)."""
+    return {kind: [{"stage": kind, **row} for f in files for row in read_json(f)]
+            for kind, files in grid_files(params, curves_dir, ".json").items()}
+
+
+def write_curves(curves: dict[str, list[dict]], out_plots: str | Path) -> None:
+    """One table per stage kind (``learning_curves_<kind>.json``), for one DVC plot each."""
+    for kind, rows in curves.items():
         write_json(Path(out_plots) / f"learning_curves_{kind}.json", rows)

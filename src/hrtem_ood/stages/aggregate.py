@@ -8,16 +8,17 @@ import sys
 from pathlib import Path
 
 from ..aggregation import grid_result_files, read_results
-from ..report import write_aggregate, write_curves
+from ..report import read_curves, write_aggregate, write_curves
 from . import entry
 
 
 def aggregate(params: dict, args) -> None:
     files = [Path(f) for f in args.results] if args.results else grid_result_files(params, args.results_dir)
     rows = [row for f in files for row in read_results(f)]
-    head = write_aggregate(params, rows, args.out_metrics, args.out_plots)
-    if args.curves_dir:
-        write_curves(params, args.curves_dir, args.out_plots)
+    curves = read_curves(params, args.curves_dir) if args.curves_dir else None
+    head = write_aggregate(params, rows, args.out_metrics, args.out_plots, curves=curves, examples_png=args.examples)
+    if curves is not None:
+        write_curves(curves, args.out_plots)
     print(json.dumps({k: v for k, v in head.items() if not isinstance(v, dict)}, indent=1))
 
 
@@ -26,6 +27,7 @@ def _options(ap) -> None:
     ap.add_argument("--results", nargs="*", default=None,
                     help="long-form results tables (CSV/JSON/Parquet) instead of the grid's, e.g. made elsewhere")
     ap.add_argument("--curves-dir", default=None, help="folder of the learning curves (none: no curve tables)")
+    ap.add_argument("--examples", default=None, help="the example montage (PNG) shown in the report")
 
 
 main = entry("aggregate", __doc__, aggregate,

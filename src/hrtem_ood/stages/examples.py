@@ -20,7 +20,8 @@ def write_examples(params: dict, domains_dir: str | Path, out_png: str | Path, s
         arrays, attrs = read_h5(domain_file(domains_dir, name, split), ("images", "masks"))
         panels.append(arrays["images"][index])
         dnm = attrs.get("defocus_nm")
-        titles.append(f"{name} ({dnm:+g} nm)" if isinstance(dnm, float) else name)
+        # abTEM's defocus, then the study's label for it (read mirrored: study +d nm = abTEM -d nm)
+        titles.append(f"{name}: {dnm:+g} nm (study {-dnm + 0.0:+g})" if isinstance(dnm, float) else name)
         mask = arrays["masks"][index]
     panels.append(mask.astype(np.float32))
     titles.append("mask")

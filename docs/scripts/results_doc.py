@@ -1,0 +1,135 @@
+"""Write the tables of docs/results.md and the README's "What the default run shows" from committed
+metrics, so neither can drift from the runs.
+
+    python docs/scripts/results_doc.py collect NAME=EXPERIMENT ...   # snapshot dvc experiments' ood.json
+    python docs/scripts/results_doc.py write                         # regenerate the tables in place
+    python docs/scripts/results_doc.py check                         # exit 1 if a table is stale (tested)
+
+Runs are listed in docs/results/runs.json: each with its ood.json (the committed metrics/ood.json, or
+a snapshot under docs/results/ taken from a dvc experiment by `collect`), its command, wall time and
+seeds. Tables go between <!-- results:NAME --> and <!-- /results:NAME --> markers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "docs/results/runs.json"
+TARGETS = {"docs/results.md": "presets", "README.md": "default"}
+
+
+def _load_runs() -> list[dict]:
+    runs = json.loads(RUNS.read_text())
+    for r in runs:
+        r["head"] = json.loads((ROOT / r["metrics"]).read_text())
+    return runs
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return f"{v:.4f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+
+
+def _cells(head: dict) -> list[str]:
+    """Each phenomenon of the scorecard: this run's value, a mark if it meets the threshold."""
+    from hrtem_ood.report import _OPS, SCORECARD
+
+    ph = head["phenomena"]
+    out = []
+    for _, key, op, threshold in SCORECARD:
+        v = ph.get(key)
+        ok = v is not None and _OPS[op](v, threshold)
+        out.append(f"{_fmt(v)} {'✓' if ok else '✗'}")
+    return out
+
+
+def _study_cells() -> list[str]:
+    from hrtem_ood.aggregation import phenomena
+    from hrtem_ood.reference import study_as_aggregate
+
+    ph = phenomena(*study_as_aggregate())
+    from hrtem_ood.report import SCORECARD
+
+    return [_fmt(ph.get(key)) for _, key, _, _ in SCORECARD]
+
+
+HEADER = ("| run | command | wall (2 cores) | seeds | 1: failing-row PG ≥ 0.04 "
+          "| 2: row spread ratio ≤ 0.3 | 3a: 0 nm hardest | 3b: 0 nm model rank ≤ 2 "
+          "| 4: distant shift ≤ -0.03 | in-domain ≤ 0.03 | held | figure |")
+
+
+def presets_table(runs: list[dict]) -> str:
+    lines = [HEADER, "|" + "---|" * 12]
+    lines.append("| the study (7,200 models, medians) | | | 3 | " + " | ".join(_study_cells()) + " | 6/6 | |")
+    for r in runs:
+        h = r["head"]
+        lines.append(f"| {r['name']} | `{r['command']}` | {r['wall']} | {r['seeds']} | " + " | ".join(_cells(h))
+                     + f" | {h['scorecard_held']}/{h['scorecard_total']} | {r.get('figure', '')} |")
+    return "\n".join(lines)
+
+
+def default_summary(runs: list[dict]) -> str:
+    from hrtem_ood.report import SCORECARD
+
+    r = next(r for r in runs if r["name"] == "default, seed 0")
+    ph, h = r["head"]["phenomena"], r["head"]
+    study = dict(zip([k for _, k, _, _ in SCORECARD], _study_cells(), strict=True))
+    lines = [f"From the committed `metrics/ood.json` ({r['wall']} on 2 cores; {h['scorecard_held']} of "
+             f"{h['scorecard_total']} of the study's phenomena at issue 19's thresholds):", ""]
+    for text, key, op, threshold in SCORECARD:
+        v = ph.get(key)
+        lines.append(f"- {text}: **{_fmt(v)}** (study {study[key]}; threshold {op} {threshold})")
+    return "\n".join(lines)
+
+
+def render(name: str, runs: list[dict]) -> str:
+    return presets_table(runs) if name == "presets" else default_summary(runs)
+
+
+def _replace(text: str, name: str, body: str, path: str) -> str:
+    pat = re.compile(rf"(<!-- results:{name} -->\n).*?(\n<!-- /results:{name} -->)", re.S)
+    if not pat.search(text):
+        raise SystemExit(f"{path}: no <!-- results:{name} --> ... <!-- /results:{name} --> markers")
+    return pat.sub(lambda m: m.group(1) + body + m.group(2), text)
+
+
+def main(argv: list[str]) -> int:
+    cmd = argv[0] if argv else "check"
+    if cmd == "collect":
+        import dvc.api
+
+        from hrtem_ood.analysis import experiment_revs
+
+        pairs = dict(a.split("=", 1) for a in argv[1:])
+        revs = experiment_revs(list(pairs.values()), ROOT)
+        for name, exp in pairs.items():
+            text = dvc.api.read("metrics/ood.json", repo=str(ROOT), rev=revs[exp])
+            head = json.loads(text)
+            head["experiment"] = {"name": exp, "rev": revs[exp],
+                                  "train.seeds": dvc.api.params_show(repo=str(ROOT), rev=revs[exp])["train"]["seeds"]}
+            (ROOT / "docs/results" / f"{name}.json").write_text(json.dumps(head, indent=1) + "\n")
+        return 0
+    runs = _load_runs()
+    stale = []
+    for path, name in TARGETS.items():
+        text = (ROOT / path).read_text()
+        new = _replace(text, name, render(name, runs), path)
+        if new != text:
+            stale.append(path)
+            if cmd == "write":
+                (ROOT / path).write_text(new)
+    if cmd == "check" and stale:
+        print(f"stale tables in {stale}: run python docs/scripts/results_doc.py write", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
