@@ -4,15 +4,18 @@
    or channels_last (NHWC), each as a ratio to float32 contiguous (the loop before issue 19);
 2. our loop (``hrtem_ood.training.train``, incl. per-epoch validation) against a bare PyTorch loop on
    the same model, layout and crops;
-3. the fixed cost per model: one process per model (start-up paid by every model) against one process
+3. a stage's models one after another on all threads against ``train.parallel_models`` side by side;
+4. the fixed cost per model: one process per model (start-up paid by every model) against one process
    per transfer row (start-up shared by the row's models).
 
 Usage: python benchmarks/training_speed.py [params.yaml]
 """
 
+import multiprocessing
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -42,6 +45,13 @@ def bare_loop(model, images, masks, cfg, lr, epochs, seed, bf16, fmt):
             opt.step()
             n += len(xb)
     return n / (time.perf_counter() - t0)
+
+
+def _models_job(args) -> None:
+    """One model of 4 epochs with our loop (a worker process's task in section 3)."""
+    threads, images, masks, val_x, val_y, cfg, mc = args
+    set_threads(threads)
+    train(build_model(mc, 0), images, masks, val_x, val_y, cfg, 1e-4, 4, seed=0)
 
 
 def startup(code: str) -> float:
@@ -91,7 +101,25 @@ def main():
           f"{ours:.1f} crops/s: overhead {bare / ours - 1:+.1%}")
     print(f"  ours against the float32 contiguous loop before: {ours / base:.2f}x")
 
-    print("\n3. fixed cost per model (interpreter + torch + timm + model build, in a fresh process)")
+    print("\n3. a stage's models one after another on all threads vs train.parallel_models side by side")
+    k = max(2, int(cfg.get("parallel_models", 2)))
+    seq = side = 0.0
+    for _ in range(2):
+        t0 = time.perf_counter()
+        for _ in range(k):
+            _models_job((cfg["threads"], images, masks, val_x, val_y, cfg, mc))
+        seq = max(seq, 4 * k * len(images) * cfg["crops_per_image"] / (time.perf_counter() - t0))
+    threads = max(1, cfg["threads"] // k)
+    with ProcessPoolExecutor(k, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_models_job, [(threads, images[:2], masks[:2], val_x[:1], val_y[:1], cfg, mc)] * k))  # warm
+        for _ in range(2):
+            t0 = time.perf_counter()
+            list(pool.map(_models_job, [(threads, images, masks, val_x, val_y, cfg, mc)] * k))
+            side = max(side, 4 * k * len(images) * cfg["crops_per_image"] / (time.perf_counter() - t0))
+    print(f"  {k} models one after another, {cfg['threads']} threads each: {seq:.1f} crops/s")
+    print(f"  {k} models side by side, {threads} thread(s) each: {side:.1f} crops/s ({side / seq:.2f}x)")
+
+    print("\n4. fixed cost per model (interpreter + torch + timm + model build, in a fresh process)")
     n_row = len(params["domains"]) - 1
     build = ("import hrtem_ood.stages.transfer, hrtem_ood.model as m, hrtem_ood.params as p;"
              "c = p.load_params('params.yaml')['model'];"

@@ -183,7 +183,12 @@ def test_phenomena_by_hand():
     spread_p = np.mean([np.std(P[:, j]) for j in range(4)])
     spread_t = np.mean([np.std(T[:, j]) for j in range(4)])
     assert out["row_spread_ratio"] == pytest.approx(spread_t / spread_p, abs=1e-6)
-    assert out["hardest_domain"] == "z" and out["zero_nm_hardest"] is True   # column means 0.073 vs <= 0.057
+    assert out["hardest_domain_by_median"] == "z" and out["zero_nm_hardest"] is True  # medians 0.08 vs <= 0.06
+    assert out["hardest_domain_by_mean"] == "z"  # means 0.0733 vs 0.0567 (p20)
+    P2 = P.copy()
+    P2[0, 3] = 0.30  # one model failing far away moves the mean, not the median
+    out2 = phenomena(dict(agg, P=P2), {"m10": -10.0, "z": 0.0, "p10": 10.0, "p20": 20.0})
+    assert out2["hardest_domain_by_mean"] == "p20" and out2["zero_nm_hardest"] is True
     assert out["zero_nm_model_ood_std_rank"] == 1
     assert out["in_domain_loss_excl_0nm"] == pytest.approx((0.02 + 0.03) / 2)
 

@@ -147,7 +147,8 @@ def test_pairs_write_regenerates_grid(tmp_path, params, capsys):
     assert sorted(fixed["transfer"]["pairs"]) == ["df0-to-dfm10", "df0-to-dfp10"]
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "presets").glob("*.yaml")))
+@pytest.mark.parametrize("name", sorted(p.relative_to(REPO / "presets").with_suffix("").as_posix()
+                                         for p in (REPO / "presets").rglob("*.yaml")))
 def test_every_preset_sets_existing_keys_to_valid_values(name):
     """A preset's `-S key=value` overrides must name keys params.yaml has (dvc exp run -S would add a
     misspelt key silently) and leave a params set that validates."""

@@ -96,3 +96,34 @@ def test_channels_last_and_bf16_change_layout_not_results():
                            seed=0)
     assert res16.curve[0]["train_loss"] == pytest.approx(res32.curve[0]["train_loss"], rel=0.02)
     assert res16.curve[0]["train_loss"] != res32.curve[0]["train_loss"]  # autocast really ran in bf16
+
+
+def test_models_side_by_side_give_the_bytes_of_one_after_another(tmp_path):
+    """train.parallel_models trains a stage's models in worker processes; each model gets the same thread
+    count either way, so the results tables and the saved states are byte-identical to the in-process
+    run with parallel_models = 1 and that thread count."""
+    import yaml
+    from conftest import tiny_params
+
+    from hrtem_ood.datasets import write_h5
+
+    p = tiny_params()
+    images, masks = _data(n=4, size=64)
+    for split in ("train", "val", "test"):
+        for d in ("dfm10", "df0", "dfp10"):
+            write_h5(tmp_path / "domains" / d / f"{split}.h5", {"images": images.astype(np.float32),
+                     "masks": masks.astype(np.uint8)}, {"domain": d, "sampling_A": 0.2})
+    p["model"] = SMALL
+    p["train"].update(threads=2, crop_px=32, batch_size=4, crops_per_image=2)
+    out = {}
+    for name, par, threads in (("side", 2, 2), ("serial", 1, 1)):
+        q = yaml.safe_load(yaml.safe_dump(p))
+        q["train"].update(parallel_models=par, threads=threads)
+        jobs = [j for t in ("df0", "dfp10") for j in training.seed_jobs(
+            q, stage="transfer", pretrain_domain="dfm10", target_domain=t, domains_dir=tmp_path / "domains", lr=1e-3,
+            epochs=2, n_images=None, freeze="none", subdir=t)]
+        training.train_and_write(jobs, tmp_path / name / "m", tmp_path / name / "r.csv", tmp_path / name / "c.json")
+        out[name] = tmp_path / name
+    assert (out["side"] / "r.csv").read_bytes() == (out["serial"] / "r.csv").read_bytes()
+    assert training.model_threads({"threads": 2, "parallel_models": 2}, 10) == 1
+    assert training.model_threads({"threads": 2, "parallel_models": 2}, 1) == 2  # a lone model keeps every thread

@@ -202,7 +202,8 @@ def headline(agg: dict) -> dict:
         "n_pairs": len(off),
         "ood_std_pretrain": {p: r(pg[i]) for i, p in enumerate(pres)},
         "ood_std_pretrain_range": r(np.nanmax(pg) - np.nanmin(pg)) if np.any(np.isfinite(pg)) else None,
-        "row_spread_ratio": r(row_tr / row_pre) if row_pre and np.any(np.isfinite(in_tr)) else None,
+        "row_spread_ratio": (r(np.nanmean(np.nanstd(agg["T"], axis=0)) / np.nanmean(np.nanstd(agg["P"], axis=0)))
+                             if row_pre and np.any(np.isfinite(in_tr)) else None),
         "hardest_domain": hardest,
         "hardest_domain_excess_loss": excess,
         "hardest_domain_model_ood_std_rank": hardest_rank,
@@ -294,8 +295,11 @@ def phenomena(agg: dict, defocus_nm: dict[str, float | None]) -> dict:
     - 1: the failing row (the pretraining domain with the largest OOD std ``PG``) and its ``PG``;
     - 2: the row spread (std across pretraining domains, mean over columns) of the loss on the target
       after transfer, over that after pretraining;
-    - 3: whether the 0 nm domain is the hardest (highest mean loss after pretraining over the pretrained
-      models), and the rank of the 0 nm model's ``PG`` (1 = lowest);
+    - 3: whether the 0 nm domain is the hardest: the highest loss after pretraining, reduced over the
+      pretrained models as the study reduces (median; a single failing model's far-defocus losses then
+      do not decide it; the mean is reported too: in the study's own medians 0 nm leads -25 nm by
+      0.078 to 0.077 by mean and 0.079 to 0.039 by median), and the rank of the 0 nm model's ``PG``
+      (1 = lowest);
     - 4: the shifts from the failing row to the targets at least :data:`DISTANT_NM` away (median, max);
     - the in-domain loss after pretraining, mean over the pretraining domains other than 0 nm.
     Domains without a defocus are left out of the defocus-based measures.
@@ -320,11 +324,12 @@ def phenomena(agg: dict, defocus_nm: dict[str, float | None]) -> dict:
         out["failing_row_distant_shift_max"] = r(np.max(sh)) if len(sh) else None
     with np.errstate(all="ignore"):
         spread_p, spread_t = np.nanmean(np.nanstd(P, axis=0)), np.nanmean(np.nanstd(T, axis=0))
-        col_mean = np.nanmean(P, axis=0)
+        col_median, col_mean = np.nanmedian(P, axis=0), np.nanmean(P, axis=0)
     out["row_spread_ratio"] = r(spread_t / spread_p) if spread_p > 0 else None
-    if zero is not None and np.any(np.isfinite(col_mean)):
-        out["hardest_domain"] = doms[int(np.nanargmax(col_mean))]
-        out["zero_nm_hardest"] = out["hardest_domain"] == zero
+    if zero is not None and np.any(np.isfinite(col_median)):
+        out["hardest_domain_by_median"] = doms[int(np.nanargmax(col_median))]
+        out["hardest_domain_by_mean"] = doms[int(np.nanargmax(col_mean))]
+        out["zero_nm_hardest"] = out["hardest_domain_by_median"] == zero
         if zero in pres and np.isfinite(pg[pres.index(zero)]):
             out["zero_nm_model_ood_std_rank"] = int(np.sum(pg[np.isfinite(pg)] < pg[pres.index(zero)])) + 1
     diag = [P[i, doms.index(p)] for i, p in enumerate(pres) if p != zero and p in doms]

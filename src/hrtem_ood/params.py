@@ -133,7 +133,9 @@ class Train(_Section):
     augment: Literal["dihedral", "none"] = Field(description="8-fold dihedral augmentation, or none")
     loss: Literal[LOSSES] = Field(description="ce on logits, or softmax_ce (the study's double softmax)")
     lr_decay_per_epoch: float = Field(gt=0, le=1, description="learning-rate factor per epoch")
-    threads: int = Field(ge=1, description="torch threads")
+    threads: int = Field(ge=1, description="torch threads of a stage")
+    parallel_models: int = Field(1, ge=1, description="models of a stage trained side by side in worker processes, "
+                                                      "each on threads // parallel_models torch threads")
     amp: bool = Field(True, description="bf16 autocast where the device supports bf16 (CUDA, or a CPU with "
                                         "AVX512-BF16/AMX); float32 elsewhere")
     channels_last: bool = Field(True, description="NHWC memory layout for the model and batches (faster on CPU)")

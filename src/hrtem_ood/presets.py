@@ -18,7 +18,8 @@ def preset_overrides(name: str, presets_dir: str | Path = "presets") -> list[str
 
     path = Path(presets_dir) / f"{name}.yaml"
     if not path.is_file():
-        available = sorted(p.stem for p in Path(presets_dir).glob("*.yaml"))
+        available = sorted(p.relative_to(presets_dir).with_suffix("").as_posix()
+                           for p in Path(presets_dir).rglob("*.yaml"))
         raise UserError(f"{path}: no such preset (available: {available})")
     out: list[str] = []
 

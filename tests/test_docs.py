@@ -1,0 +1,42 @@
+"""The README and docs/results.md cannot drift from the committed runs: their result tables are what
+docs/scripts/results_doc.py generates from committed metrics, and every run they list exists."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "docs/scripts/results_doc.py"
+
+
+def test_result_tables_are_generated_from_committed_metrics():
+    proc = subprocess.run([sys.executable, str(SCRIPT), "check"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_every_listed_run_has_committed_metrics_and_the_default_is_metrics_ood_json():
+    runs = json.loads((REPO / "docs/results/runs.json").read_text())
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split())
+    for run in runs:
+        assert run["metrics"] in tracked, run["metrics"]
+        head = json.loads((REPO / run["metrics"]).read_text())
+        assert "phenomena" in head and head["scorecard_total"] == 6, run["name"]
+    assert runs[0]["metrics"] == "metrics/ood.json"
+
+
+def test_the_check_fails_on_a_stale_table(tmp_path):
+    """The check is not vacuous: editing a number in a copy of the README makes it fail."""
+    import shutil
+
+    for rel in ("README.md", "docs/results.md", "docs/results", "docs/scripts/results_doc.py", "metrics/ood.json"):
+        src, dst = REPO / rel, tmp_path / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
+    readme = tmp_path / "README.md"
+    text = readme.read_text()
+    start = text.index("<!-- results:default -->")
+    readme.write_text(text[:start] + text[start:].replace("**", "**9", 1))
+    proc = subprocess.run([sys.executable, str(tmp_path / "docs/scripts/results_doc.py"), "check"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "README.md" in proc.stderr
