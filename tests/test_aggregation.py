@@ -205,3 +205,19 @@ def test_the_study_scores_itself():
     assert ph["failing_row"] == "study+10" and ph["failing_row_ood_std"] == pytest.approx(0.058, abs=5e-4)
     assert ph["in_domain_loss_excl_0nm"] == pytest.approx(0.015, abs=1e-3)
     assert all(row["held"] for row in scorecard(ph, ph))
+
+
+def test_figures_place_rows_in_the_study_sign():
+    """With figure_sign study, abTEM's -10 nm domain is labelled +10 and sorts last, where the study's
+    failing +10 nm row is; abTEM's sign keeps it first. Domains without a defocus keep None."""
+    from hrtem_ood.report import figure_nm
+
+    defocus = {"dfm10": -10.0, "df0": 0.0, "dfp10": 10.0, "lab": None}
+    shown = figure_nm(defocus, "study")
+    assert shown == {"dfm10": 10.0, "df0": 0.0, "dfp10": -10.0, "lab": None}
+    assert figure_nm(defocus, "abtem") == defocus
+    agg = aggregate(_rows(), DOMS, PRE, exclude_from_std=["c"])
+    order = {"a": -10.0, "b": 10.0, "c": 0.0}
+    rows = plot_tables(agg, order, [], sort_nm=figure_nm(order, "study"))["ood_std_pretrain"]
+    assert sorted(rows, key=lambda r: r["y_sort"])[0]["pretrain"] == "b"  # +10 abTEM = study -10 comes first
+    assert {r["pretrain_defocus_nm"] for r in rows} == {-10.0, 10.0}  # the tables keep abTEM's defocus

@@ -36,7 +36,7 @@ SCORECARD = (
      "failing_row_distant_shift_median", "<=", -0.03),
     ("In-domain loss after pretraining (0 nm excluded)", "in_domain_loss_excl_0nm", "<=", 0.03),
 )
-_OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq}
+OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq}
 
 
 def figure_nm(defocus_nm: dict[str, float | None], sign: str) -> dict[str, float | None]:
@@ -51,7 +51,7 @@ def scorecard(ours: dict, study: dict) -> list[dict]:
     for text, key, op, threshold in SCORECARD:
         value = ours.get(key)
         rows.append({"phenomenon": text, "key": key, "value": value, "study": study.get(key),
-                     "threshold": f"{op} {threshold}", "held": value is not None and _OPS[op](value, threshold)})
+                     "threshold": f"{op} {threshold}", "held": value is not None and OPS[op](value, threshold)})
     return rows
 
 
