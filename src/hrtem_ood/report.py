@@ -91,7 +91,7 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
     render(gen, out_plots / "generalization.svg", "svg")
     render(dom, out_plots / "domain_loss.png", "png")
     study_tables = plot_tables(study_agg, study_defocus, [], sort_nm=figure_nm(study_defocus, sign))
-    charts = {"This run beside the study (median over models per cell; the study: 7,200 models, 144 per cell)":
+    charts = {"This run beside the study (median over the models of each cell; the study: medians of its 7,200 models)":
               study_comparison_chart(tables, shown, study_tables, figure_nm(study_defocus, sign), sign_note),
               "OOD generalization (the study's Fig. 8.1 layout)": gen,
               "Loss before and after transfer (the study's dataset-performance figure)": dom}
