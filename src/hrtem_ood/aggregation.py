@@ -148,6 +148,15 @@ def _std(x: np.ndarray) -> np.ndarray:
         return np.where(np.isnan(x).any(axis=-1), np.nan, np.std(np.nan_to_num(x), axis=-1, ddof=0))
 
 
+def _row_spread_ratio(agg: dict) -> float | None:
+    """Row spread (std across pretraining rows, mean over columns) of the loss on the target after
+    transfer, over that after pretraining; None when the spread before is 0 or unknown."""
+    with np.errstate(all="ignore"):
+        before = np.nanmean(np.nanstd(np.asarray(agg["P"], float), axis=0))
+        after = np.nanmean(np.nanstd(np.asarray(agg["T"], float), axis=0))
+    return float(after / before) if np.isfinite(before) and before > 0 else None
+
+
 def _is_diag(agg: dict, i: int, t: int) -> bool:
     return agg["domains"][t] == agg["pretrain_domains"][i]
 
@@ -202,8 +211,7 @@ def headline(agg: dict) -> dict:
         "n_pairs": len(off),
         "ood_std_pretrain": {p: r(pg[i]) for i, p in enumerate(pres)},
         "ood_std_pretrain_range": r(np.nanmax(pg) - np.nanmin(pg)) if np.any(np.isfinite(pg)) else None,
-        "row_spread_ratio": (r(np.nanmean(np.nanstd(agg["T"], axis=0)) / np.nanmean(np.nanstd(agg["P"], axis=0)))
-                             if row_pre and np.any(np.isfinite(in_tr)) else None),
+        "row_spread_ratio": r(_row_spread_ratio(agg)) if row_pre and np.any(np.isfinite(in_tr)) else None,
         "hardest_domain": hardest,
         "hardest_domain_excess_loss": excess,
         "hardest_domain_model_ood_std_rank": hardest_rank,
@@ -305,7 +313,7 @@ def phenomena(agg: dict, defocus_nm: dict[str, float | None]) -> dict:
     Domains without a defocus are left out of the defocus-based measures.
     """
     doms, pres = agg["domains"], agg["pretrain_domains"]
-    P, T, pg = np.asarray(agg["P"], float), np.asarray(agg["T"], float), np.asarray(agg["PG"], float)
+    P, pg = np.asarray(agg["P"], float), np.asarray(agg["PG"], float)
     out: dict = {}
 
     def r(x):
@@ -323,9 +331,8 @@ def phenomena(agg: dict, defocus_nm: dict[str, float | None]) -> dict:
         out["failing_row_distant_shift_median"] = r(np.median(sh)) if len(sh) else None
         out["failing_row_distant_shift_max"] = r(np.max(sh)) if len(sh) else None
     with np.errstate(all="ignore"):
-        spread_p, spread_t = np.nanmean(np.nanstd(P, axis=0)), np.nanmean(np.nanstd(T, axis=0))
         col_median, col_mean = np.nanmedian(P, axis=0), np.nanmean(P, axis=0)
-    out["row_spread_ratio"] = r(spread_t / spread_p) if spread_p > 0 else None
+    out["row_spread_ratio"] = r(_row_spread_ratio(agg))
     if zero is not None and np.any(np.isfinite(col_median)):
         out["hardest_domain_by_median"] = doms[int(np.nanargmax(col_median))]
         out["hardest_domain_by_mean"] = doms[int(np.nanargmax(col_mean))]
