@@ -37,27 +37,22 @@ def _fmt(v) -> str:
     return f"{v:.4f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
 
 
-def _cells(head: dict) -> list[str]:
-    """Each phenomenon of the scorecard: this run's value, a mark if it meets the threshold."""
-    from hrtem_ood.report import OPS, SCORECARD
-
-    ph = head["phenomena"]
-    out = []
-    for _, key, op, threshold in SCORECARD:
-        v = ph.get(key)
-        ok = v is not None and OPS[op](v, threshold)
-        out.append(f"{_fmt(v)} {'✓' if ok else '✗'}")
-    return out
-
-
-def _study_cells() -> list[str]:
+def _card(head: dict) -> list[dict]:
+    """``report.scorecard`` of a run's phenomena against the study's (the same measure on its medians)."""
     from hrtem_ood.aggregation import phenomena
     from hrtem_ood.reference import study_as_aggregate
+    from hrtem_ood.report import scorecard
 
-    ph = phenomena(*study_as_aggregate())
-    from hrtem_ood.report import SCORECARD
+    return scorecard(head["phenomena"], phenomena(*study_as_aggregate()))
 
-    return [_fmt(ph.get(key)) for _, key, _, _ in SCORECARD]
+
+def _cells(head: dict) -> list[str]:
+    """Each phenomenon of the scorecard: this run's value, a mark if it meets the threshold."""
+    return [f"{_fmt(row['value'])} {'✓' if row['held'] else '✗'}" for row in _card(head)]
+
+
+def _study_cells(head: dict) -> list[str]:
+    return [_fmt(row["study"]) for row in _card(head)]
 
 
 HEADER = ("| run | command | wall (2 cores) | seeds | 1: failing-row PG ≥ 0.04 "
@@ -67,7 +62,8 @@ HEADER = ("| run | command | wall (2 cores) | seeds | 1: failing-row PG ≥ 0.04
 
 def presets_table(runs: list[dict]) -> str:
     lines = [HEADER, "|" + "---|" * 12]
-    lines.append("| the study (7,200 models, medians) | | | 3 | " + " | ".join(_study_cells()) + " | 6/6 | |")
+    lines.append("| the study (7,200 models, medians) | | | 3 | " + " | ".join(_study_cells(runs[0]["head"]))
+                 + " | 6/6 | |")
     for r in runs:
         h = r["head"]
         lines.append(f"| {r['name']} | `{r['command']}` | {r['wall']} | {r['seeds']} | " + " | ".join(_cells(h))
@@ -76,18 +72,15 @@ def presets_table(runs: list[dict]) -> str:
 
 
 def default_summary(runs: list[dict]) -> str:
-    from hrtem_ood.report import OPS, SCORECARD
-
     r = next(r for r in runs if r["name"] == "default, seed 0")
-    ph, h = r["head"]["phenomena"], r["head"]
-    study = dict(zip([k for _, k, _, _ in SCORECARD], _study_cells(), strict=True))
+    h = r["head"]
     lines = [f"From the committed `metrics/ood.json` (`dvc repro` from a fresh clone: {r['wall'].split(' (')[0]} on "
              f"2 cores), {h['scorecard_held']} of the {h['scorecard_total']} measures meet issue 19's thresholds:", ""]
-    for text, key, op, threshold in SCORECARD:
-        v = ph.get(key)
-        want = "yes" if threshold is True else f"{op} {threshold}"
-        mark = "held" if v is not None and OPS[op](v, threshold) else "**not held**"
-        lines.append(f"- {text}: **{_fmt(v)}** (the study: {study[key]}; threshold {want}; {mark})")
+    for row in _card(h):
+        want = "yes" if row["threshold"] == "== True" else row["threshold"]
+        mark = "held" if row["held"] else "**not held**"
+        lines.append(f"- {row['phenomenon']}: **{_fmt(row['value'])}** (the study: {_fmt(row['study'])}; "
+                     f"threshold {want}; {mark})")
     return "\n".join(lines)
 
 
