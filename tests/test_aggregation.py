@@ -140,7 +140,7 @@ def test_aggregate_cli_on_a_foreign_table(tmp_path):
     from conftest import tiny_params
 
     from hrtem_ood.cli import main
-    from hrtem_ood.params import expected_pairs
+    from hrtem_ood.domains import expected_pairs
 
     p = tiny_params()
     p["domains"] = {"a": {"defocus_nm": 10}, "b": {"defocus_nm": -5}, "c": {"defocus_nm": 0}}
@@ -221,3 +221,44 @@ def test_figures_place_rows_in_the_study_sign():
     rows = plot_tables(agg, order, [], sort_nm=figure_nm(order, "study"))["ood_std_pretrain"]
     assert sorted(rows, key=lambda r: r["y_sort"])[0]["pretrain"] == "b"  # +10 abTEM = study -10 comes first
     assert {r["pretrain_defocus_nm"] for r in rows} == {-10.0, 10.0}  # the tables keep abTEM's defocus
+
+
+def _transfer_row(t, n, freeze, v, seed=0, lrp=1e-3, lrt=1e-4, seconds=None, e=None):
+    return {"run": f"transfer:a->{t}:{n}{freeze}{lrp}{lrt}:s{seed}", "stage": "transfer", "pretrain_domain": "a",
+            "target_domain": t, "eval_domain": e or t, "metric": "paper_loss", "value": v, "seed": seed,
+            "freeze": freeze, "n_transfer": str(n), "lr_pretrain": str(lrp), "lr_transfer": str(lrt),
+            "seconds": seconds}
+
+
+def test_transfer_conditions_by_hand():
+    """Phenomenon 5: each model's loss on its own target, 0 nm targets left out, reduced per condition."""
+    from hrtem_ood.aggregation import transfer_conditions
+
+    defocus = {"a": -10.0, "b": 10.0, "z": 0.0}
+    rows = [_transfer_row("b", 64, "none", 0.03), _transfer_row("b", 64, "encoder", 0.05),
+            _transfer_row("b", 128, "none", 0.01), _transfer_row("b", 128, "encoder", 0.02, lrt=1e-5),
+            _transfer_row("z", 64, "none", 9.0),  # 0 nm target: left out
+            _transfer_row("b", 64, "none", 7.0, e="a")]  # another domain's loss: not the target's
+    out = transfer_conditions(rows, defocus)
+    assert out["by_transfer_size"] == {"64": pytest.approx(0.04), "128": pytest.approx(0.015)}
+    assert out["by_freeze"] == {"encoder": pytest.approx(0.035), "none": pytest.approx(0.02)}
+    assert out["by_lr_pretrain_transfer"] == {"0.001->0.0001": pytest.approx(0.03),
+                                              "0.001->1e-05": pytest.approx(0.02)}
+    assert out["share_above_0.02_by_size"] == {"64": 1.0, "128": 0.0}
+    assert out["loss_falls_with_transfer_size"] is True
+    assert out["freeze_encoder_loss_cost"] == pytest.approx(0.015)
+    assert out["n_models"] == 4
+
+
+def test_training_seconds_matches_frozen_and_unfrozen_models():
+    from hrtem_ood.aggregation import training_seconds
+
+    rows = [_transfer_row("b", 64, "none", 0.1, seconds=10.0), _transfer_row("b", 64, "encoder", 0.1, seconds=8.0),
+            _transfer_row("b", 128, "none", 0.1, seconds=20.0), _transfer_row("b", 128, "encoder", 0.1, seconds=14.0),
+            _transfer_row("b", 128, "decoder", 0.1, seconds=19.0)]
+    rows += [dict(r, eval_domain="a") for r in rows]  # every eval row of a model carries its seconds
+    out = training_seconds(rows)
+    assert out["freeze_encoder_time_saving"] == pytest.approx(np.median([0.2, 0.3]))
+    assert out["freeze_decoder_time_saving"] == pytest.approx(0.05)
+    assert out["transfer_median_s_by_freeze"] == {"decoder": 19.0, "encoder": 11.0, "none": 15.0}
+    assert out["pretrain_median_s"] is None

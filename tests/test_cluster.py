@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import tiny_params
 
-from hrtem_ood.params import expected_pairs
+from hrtem_ood.domains import expected_pairs
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent

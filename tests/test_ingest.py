@@ -230,7 +230,8 @@ def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
 
 
 def test_ingested_domain_joins_the_evaluation_domains(params):
-    from hrtem_ood.params import ParamsError, domain_names, expected_pairs, validate
+    from hrtem_ood.domains import domain_names, expected_pairs
+    from hrtem_ood.params import ParamsError, validate
 
     params["ingest"] = {"datasets": {"lab": {"root": "raw/lab", "masks": True}, "nolabels": {"root": "raw/x"}}}
     assert domain_names(params)[-1] == "lab" and "nolabels" not in domain_names(params)

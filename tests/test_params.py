@@ -5,7 +5,8 @@ import yaml
 from conftest import REPO
 
 from hrtem_ood.cli import main
-from hrtem_ood.params import ParamsError, expected_pairs, validate
+from hrtem_ood.domains import expected_pairs
+from hrtem_ood.params import ParamsError, validate
 
 
 def test_valid_default_and_tiny_params(params):
@@ -151,12 +152,19 @@ def test_pairs_write_regenerates_grid(tmp_path, params, capsys):
                                          for p in (REPO / "presets").rglob("*.yaml")))
 def test_every_preset_sets_existing_keys_to_valid_values(name):
     """A preset's `-S key=value` overrides must name keys params.yaml has (dvc exp run -S would add a
-    misspelt key silently) and leave a params set that validates."""
+    misspelt key silently) and leave a params set that validates; a preset that replaces sections whole
+    (``_replace``) validates once applied, and refuses to print -S overrides."""
     import copy
     import shlex
 
-    from hrtem_ood.presets import preset_overrides
+    from hrtem_ood.errors import UserError
+    from hrtem_ood.presets import needs_apply, preset_overrides, preset_params, read_preset
 
+    applied = preset_params(name, REPO / "params.yaml", REPO / "presets")
+    if needs_apply(read_preset(name, REPO / "presets")):
+        with pytest.raises(UserError, match="--apply"):
+            preset_overrides(name, REPO / "presets")
+        return
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     args = preset_overrides(name, REPO / "presets")
     assert args and args[::2] == ["-S"] * (len(args) // 2)
@@ -171,3 +179,4 @@ def test_every_preset_sets_existing_keys_to_valid_values(name):
         assert leaf in node, f"presets/{name}.yaml: {key}: no such key in params.yaml"
         node[leaf] = yaml.safe_load(value)
     validate(merged)
+    assert {k: v for k, v in applied.items() if k != "_source"} == merged  # --apply gives the same params

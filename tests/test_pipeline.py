@@ -21,11 +21,17 @@ from hrtem_ood.datasets import read_h5
 pytestmark = pytest.mark.slow
 
 
+#: The transfer grid of the tiny pipeline: 2 transfer sizes x 2 frozen parts in one `dvc repro`.
+GRID = {"n_images": [1, 2], "freeze": ["none", "encoder"]}
+
+
 def pipeline_params() -> dict:
-    """The tiny params plus one experimental dataset (``raw/lab``), ingested as a domain."""
-    from hrtem_ood.params import expected_pairs
+    """The tiny params with a 2 x 2 transfer grid, plus one experimental dataset (``raw/lab``), ingested as
+    a domain."""
+    from hrtem_ood.domains import expected_pairs
 
     p = tiny_params()
+    p["transfer"].update(GRID)
     p["ingest"] = {"datasets": {"lab": {"root": "raw/lab", "masks": True, "tile_px": 64, "stride_px": 64,
                                         "splits": {"val": 0.34, "test": 0.34}, "seed": 0}}}
     p["transfer"]["pairs"] = expected_pairs(p)
@@ -66,7 +72,7 @@ def _sha(path: Path) -> str:
 
 
 def test_every_stage_wrote_its_outputs(repo):
-    from hrtem_ood.params import domain_names
+    from hrtem_ood.domains import domain_names
 
     p = pipeline_params()
     for d in p["domains"]:
@@ -75,23 +81,39 @@ def test_every_stage_wrote_its_outputs(repo):
             assert arrays["images"].shape == arrays["masks"].shape
             assert attrs["domain"] == d and attrs["sampling_A"] == pytest.approx(0.2)
     assert (repo / "plots/examples.png").stat().st_size > 1000
+    lrp = p["pretrain"]["lr"]
     for d in p["pretrain"]["domains"]:
-        assert (repo / f"models/pretrain/{d}/seed0.pt").is_file()
-    for d in p["pretrain"]["domains"]:  # one transfer stage per pretraining row, one model per target
+        assert (repo / f"models/pretrain/{d}/lrp{lrp:g}/seed0.pt").is_file()
+    for d in p["pretrain"]["domains"]:  # one transfer stage per pretraining row: targets x grid x seeds
         targets = [v["target"] for v in p["transfer"]["pairs"].values() if v["pretrain"] == d]
         with open(repo / f"metrics/results/transfer/{d}.csv") as fh:
             rows = list(csv.DictReader(fh))
         assert list(rows[0])[:8] == ["run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric",
                                      "value", "seed"]
         assert sorted({r["target_domain"] for r in rows}) == sorted(targets)
-        assert len(rows) == len(targets) * len(domain_names(p)) * 4  # one seed x every domain x 4 metrics
+        assert len(rows) == len(targets) * 4 * len(domain_names(p)) * 4  # 4 conditions x domains x 4 metrics
+        assert {(r["n_transfer"], r["freeze"]) for r in rows} == {("1", "none"), ("2", "none"), ("1", "encoder"),
+                                                                  ("2", "encoder")}
+        assert all(float(r["seconds"]) > 0 for r in rows)
         for t in targets:
-            saved = torch.load(repo / f"models/transfer/{d}/{t}/seed0.pt", weights_only=True)
+            saved = torch.load(repo / f"models/transfer/{d}/{t}/lrp{lrp:g}-lrt0.0001-n2-encoder/seed0.pt",
+                               weights_only=True)
             assert (saved["pretrain_domain"], saved["target_domain"]) == (d, t)
     head = json.loads((repo / "metrics/ood.json").read_text())
     assert head["n_pairs"] == len(p["transfer"]["pairs"])
+    # one dvc repro pools the grid in every cell: 2 sizes x 2 frozen parts x 1 seed = 4 models per cell
+    assert head["pooled_conditions"]["freeze"] == ["encoder", "none"]
+    assert head["pooled_conditions"]["n_transfer"] == ["1", "2"]
+    assert head["models_per_cell"]["transfer_models_per_cell"] == [4, 4]
+    assert head["models_per_cell"]["pretrain_models_per_cell"] == [1, 1]
+    assert set(head["transfer_conditions"]["by_transfer_size"]) == {"1", "2"}
+    assert set(head["transfer_conditions"]["by_freeze"]) == {"none", "encoder"}
+    timing = json.loads((repo / "metrics/timing.json").read_text())
+    assert set(timing["transfer_median_s_by_freeze"]) == {"none", "encoder"}
+    assert timing["freeze_encoder_time_saving"] is not None
     assert head["in_domain_after_pretrain"] is not None and head["mean_ood_std_transfer"] is not None
-    for f in ("generalization.png", "generalization.svg", "domain_loss.png", "report.html"):
+    for f in ("generalization.png", "generalization.svg", "domain_loss.png", "report.html",
+              "transfer_conditions.png"):
         assert (repo / "plots" / f).stat().st_size > 1000
 
 
@@ -127,7 +149,7 @@ def test_changing_a_transfer_param_reruns_only_transfer_stages(repo):
     params_path = repo / "params.yaml"
     original = params_path.read_text()
     p = yaml.safe_load(original)
-    p["transfer"]["lr"] = 3e-4
+    p["transfer"]["n_images"] = [1, 3]  # one value of the grid
     params_path.write_text(yaml.safe_dump(p, sort_keys=False))
     try:
         changed = set(json.loads(dvc(repo, "status", "--json").stdout))
@@ -157,7 +179,8 @@ def test_plots_show_renders_every_plot(repo):
     out = shown["data"]
     for name in ("plots/pretrain_loss.json", "plots/transfer_loss.json", "plots/ood_std_pretrain.json",
                  "plots/ood_std_transfer.json", "plots/ood_shift.json", "plots/pair_bars.json",
-                 "plots/learning_curves_pretrain.json", "plots/learning_curves_transfer.json"):
+                 "plots/learning_curves_pretrain.json", "plots/learning_curves_transfer.json",
+                 "plots/transfer_conditions.json", "plots/training_time.json"):
         assert name in out, sorted(out)
         spec = out[name][0]["content"]
         assert spec["data"]["values"], name
@@ -165,7 +188,8 @@ def test_plots_show_renders_every_plot(repo):
     curves = out["plots/learning_curves_transfer.json"][0]["content"]["data"]["values"]
     p = pipeline_params()
     runs = {r["run"] for r in curves}
-    assert len(runs) == len(p["transfer"]["pairs"]) * len(p["train"]["seeds"])  # one series per pair and seed
+    # one series per pair, condition and seed
+    assert len(runs) == len(p["transfer"]["pairs"]) * 4 * len(p["train"]["seeds"])
     assert {r["epoch"] for r in curves} == set(range(1, p["transfer"]["epochs"] + 1))
 
 
@@ -217,7 +241,8 @@ def test_compare_pools_two_real_experiments(repo, tmp_path):
     assert head["experiments"] == ["frozen-enc", "lr-high"]
     assert head["pooled_conditions"]["freeze"] == ["encoder", "none"]
     assert sorted(head["pooled_conditions"]["lr_transfer"]) == ["0.0001", "0.0003"]
-    assert head["models_per_cell"]["transfer_models_per_cell"] == [2, 2]
+    # lr-high keeps the 2 x 2 grid (4 models per cell), frozen-enc keeps 2 sizes of one frozen part (2)
+    assert head["models_per_cell"]["transfer_models_per_cell"] == [6, 6]
     assert (tmp_path / "p/generalization.png").stat().st_size > 1000
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hrtem_ood import training
+from hrtem_ood import grid, training
 from hrtem_ood.model import build_model
 from hrtem_ood.training import CropBatches, dihedral
 
@@ -119,11 +119,21 @@ def test_models_side_by_side_give_the_bytes_of_one_after_another(tmp_path):
     for name, par, threads in (("side", 2, 2), ("serial", 1, 1)):
         q = yaml.safe_load(yaml.safe_dump(p))
         q["train"].update(parallel_models=par, threads=threads)
-        jobs = [j for t in ("df0", "dfp10") for j in training.seed_jobs(
-            q, stage="transfer", pretrain_domain="dfm10", target_domain=t, domains_dir=tmp_path / "domains", lr=1e-3,
-            epochs=2, n_images=None, freeze="none", subdir=t)]
-        training.train_and_write(jobs, tmp_path / name / "m", tmp_path / name / "r.csv", tmp_path / name / "c.json")
+        q["pretrain"].update(lr=[1e-3, 3e-4], epochs=2, n_images=None)  # a grid of two models
+        jobs = grid.stage_jobs(q, "pretrain", "dfm10", tmp_path / "domains")
+        grid.train_and_write(jobs, tmp_path / name / "m", tmp_path / name / "r.csv", tmp_path / name / "c.json")
         out[name] = tmp_path / name
-    assert (out["side"] / "r.csv").read_bytes() == (out["serial"] / "r.csv").read_bytes()
-    assert training.model_threads({"threads": 2, "parallel_models": 2}, 10) == 1
-    assert training.model_threads({"threads": 2, "parallel_models": 2}, 1) == 2  # a lone model keeps every thread
+    side, serial = (_without_seconds(out[k] / "r.csv") for k in ("side", "serial"))
+    assert side == serial and len(side) == 2 * 3 * 4  # 2 models x 3 domains x 4 metrics
+    for f in ("lrp0.001/seed0.pt", "lrp0.0003/seed0.pt"):
+        assert (out["side"] / "m" / f).read_bytes() == (out["serial"] / "m" / f).read_bytes()
+    assert grid.model_threads({"threads": 2, "parallel_models": 2}, 10) == 1
+    assert grid.model_threads({"threads": 2, "parallel_models": 2}, 1) == 2  # a lone model keeps every thread
+
+
+def _without_seconds(path):
+    """The rows of a results table without the training seconds (the one column that varies by run)."""
+    import csv
+
+    with open(path) as fh:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]

@@ -17,8 +17,9 @@ import numpy as np
 from scipy.ndimage import binary_dilation, binary_erosion, gaussian_filter, uniform_filter
 
 from hrtem_ood.datasets import read_h5
+from hrtem_ood.domains import domain_imaging
 from hrtem_ood.imaging import domain_images
-from hrtem_ood.params import domain_imaging, load_params
+from hrtem_ood.params import load_params
 
 
 def visibility(images: np.ndarray, masks: np.ndarray, sampling_A: float = 0.2) -> float:

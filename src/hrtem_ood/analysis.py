@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from .aggregation import ResultsError, aggregate_as_params, grid_files, grid_result_files, read_results
+from .domains import domain_defocus_nm, domain_imaging, domain_names
 from .errors import UserError
 from .io import read_json, write_json
-from .params import domain_defocus_nm, domain_imaging, domain_names
 
 
 def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float, out: str | Path | None,

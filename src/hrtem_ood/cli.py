@@ -21,7 +21,7 @@ COMMANDS = {
     "schema": "print the JSON Schema of params.yaml (--write: update params.schema.json)",
     "plots-template": "write the offline page `dvc plots show` fills (.dvc/plots_offline.html)",
     "pairs": "print (or --write into params) every (pretrain, target) transfer pair",
-    "preset": "print the `-S key=value` overrides of a preset for `dvc exp run`",
+    "preset": "print the `-S key=value` overrides of a preset for `dvc exp run`, or --apply it to params.yaml",
     "compare": "pool the results of several dvc experiments into one aggregate",
     "ctf-overlap": "does the CTF overlap of two domains predict the OOD gap after pretraining?",
     "vs-study": "rank correlations of this run's matrices with the study's published ones",
@@ -34,6 +34,7 @@ def _command_parser(cmd: str) -> argparse.ArgumentParser:
         s.add_argument("--write", action="store_true")
     elif cmd == "preset":
         s.add_argument("name")
+        s.add_argument("--apply", action="store_true", help="rewrite params.yaml with the preset applied")
     elif cmd == "compare":
         s.add_argument("exps", nargs="*", help="experiment names (default: all experiments)")
         s.add_argument("--out-metrics", default="metrics/compare")
@@ -55,7 +56,10 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
     from .params import SCHEMA_FILE, load_params, schema_text, validate
 
     if cmd == "preset":
-        print(" ".join(presets.preset_overrides(args.name)))
+        if args.apply:
+            presets.apply_preset(args.name)
+        else:
+            print(" ".join(presets.preset_overrides(args.name)))
         return
     if cmd == "plots-template":
         from .plots import OFFLINE_TEMPLATE, offline_plots_template

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from .domains import domain_names, expected_pairs
 from .errors import UserError
 
 DOMAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -25,8 +26,10 @@ FREEZE_MODES = ("none", "encoder", "decoder")
 LOSSES = ("ce", "softmax_ce")
 METRICS = ("ce", "paper_loss", "dice", "iou")
 #: Columns of the long-form results table (one row per model, evaluated domain and metric).
+#: ``seconds``: the model's training time (wall, its epochs and their validation), the one column that
+#: differs between runs of the same params.
 RESULT_COLUMNS = ["run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric", "value", "seed",
-                  "freeze", "n_transfer", "lr_pretrain", "lr_transfer", "epoch"]
+                  "freeze", "n_transfer", "lr_pretrain", "lr_transfer", "epoch", "seconds"]
 #: Columns ``aggregate.filters`` may select on (``experiment`` is added by ``hrtem-ood compare``).
 FILTER_COLUMNS = tuple(RESULT_COLUMNS) + ("experiment",)
 SCHEMA_FILE = "params.schema.json"
@@ -42,6 +45,11 @@ class _Section(BaseModel):
 
 NonNegInt = Annotated[int, Field(ge=0)]
 Pair = Annotated[list[str], Field(min_length=2, max_length=2)]
+LR = Annotated[float, Field(gt=0, le=1)]
+NImages = Annotated[int, Field(ge=1)]
+Freeze = Literal[FREEZE_MODES]
+#: Keys of the condition grid: a value or a list of values (hrtem_ood.grid trains their cartesian product).
+GRID_KEYS = {"pretrain": ("lr",), "transfer": ("lr", "n_images", "freeze")}
 
 
 class Imaging(_Section):
@@ -143,7 +151,7 @@ class Train(_Section):
 
 class Pretrain(_Section):
     domains: list[str] = Field(min_length=1, description="domains a model is pretrained on")
-    lr: float = Field(gt=0, le=1, description="Adam learning rate")
+    lr: LR | Annotated[list[LR], Field(min_length=1)] = Field(description="Adam learning rate, or a list: a grid")
     epochs: int = Field(ge=1, description="training epochs")
     n_images: int | None = Field(None, ge=1, description="training images (null = the whole train split)")
 
@@ -154,10 +162,12 @@ class TransferPair(_Section):
 
 
 class Transfer(_Section):
-    lr: float = Field(gt=0, le=1, description="Adam learning rate")
+    lr: LR | Annotated[list[LR], Field(min_length=1)] = Field(description="Adam learning rate, or a list: a grid")
     epochs: int = Field(ge=1, description="training epochs")
-    n_images: int = Field(ge=1, description="images of the target's train split used")
-    freeze: Literal[FREEZE_MODES] = Field(description="part of the pretrained model kept fixed")
+    n_images: NImages | Annotated[list[NImages], Field(min_length=1)] = Field(
+        description="images of the target's train split used, or a list: a grid")
+    freeze: Freeze | Annotated[list[Freeze], Field(min_length=1)] = Field(
+        description="part of the pretrained model kept fixed, or a list: a grid")
     pairs: dict[str, TransferPair] = Field(description="every (pretrain, target) pair; `hrtem-ood pairs --write`")
 
 
@@ -257,8 +267,17 @@ def _fields_at(loc: tuple) -> list[str]:
     return list(cls.model_fields)
 
 
+#: A union member's tag in an error location (``float``, ``list[float]``, ``literal[...]``): not a key.
+_UNION_TAG = re.compile(r"^(float|int|str|bool|none|constrained-\w+|(list|literal)\[.*\])$")
+
+
+def _in_list_branch(err: dict) -> bool:
+    """Whether the error comes from the list member of a value-or-list grid key (the scalar's is clearer)."""
+    return any(isinstance(x, str) and x.startswith("list[") for x in err["loc"])
+
+
 def _message(err: dict) -> tuple[str, str]:
-    key = ".".join(str(x) for x in err["loc"])
+    key = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and _UNION_TAG.match(x)))
     if err["type"] == "extra_forbidden":
         return key, "unknown key" + suggest(err["loc"][-1], _fields_at(err["loc"][:-1]))
     if err["type"] == "missing":
@@ -272,7 +291,7 @@ def validate(params: dict) -> dict:
     try:
         Params.model_validate(data)
     except ValidationError as exc:
-        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        errors = sorted(exc.errors(), key=lambda e: (e["type"] != "extra_forbidden", _in_list_branch(e)))
         fail(params, *_message(errors[0]))
     _check_domains(params)
     _check_data(params)
@@ -338,11 +357,16 @@ def _check_training(p: dict) -> None:
             fail(p, "pretrain.domains", f"unknown domain {d!r}{suggest(d, names)}")
     if len(set(pdoms)) != len(pdoms):
         fail(p, "pretrain.domains", f"duplicate domains in {pdoms!r}")
-    for section in ("pretrain", "transfer"):
-        n = p[section]["n_images"]
-        if n is not None and n > n_train:
-            fail(p, f"{section}.n_images", f"{n} images asked for, but the train split of a simulated domain "
-                                           f"holds structures.n_train = {n_train}")
+    for section, keys in GRID_KEYS.items():
+        for key in keys:
+            v = p[section][key]
+            if isinstance(v, list) and len(set(map(str, v))) != len(v):
+                fail(p, f"{section}.{key}", f"duplicate values in {v!r} would train the same models twice")
+        ns = p[section]["n_images"] if isinstance(p[section]["n_images"], list) else [p[section]["n_images"]]
+        for n in ns:
+            if n is not None and n > n_train:
+                fail(p, f"{section}.n_images", f"{n} images asked for, but the train split of a simulated domain "
+                                               f"holds structures.n_train = {n_train}")
     pairs, expected = p["transfer"]["pairs"], expected_pairs(p)
     if pairs != expected:
         missing = sorted(set(expected) - set(pairs))
@@ -364,42 +388,6 @@ def _check_aggregate(p: dict) -> None:
         if col not in FILTER_COLUMNS:
             fail(p, f"aggregate.filters.{col}", "not a results column, so it would drop every row"
                                                 + suggest(col, FILTER_COLUMNS))
-
-
-# ----------------------------------------------------------------------------------- derived values
-
-
-def domain_names(params: dict) -> list[str]:
-    """Every domain models are evaluated on: the simulated ``domains``, then the ingested datasets
-    that have masks (``ingest.datasets``)."""
-    ingested = ((params.get("ingest") or {}).get("datasets") or {})
-    return list(params["domains"]) + [k for k, v in ingested.items() if v.get("masks")]
-
-
-def domain_defocus_nm(params: dict) -> dict[str, float | None]:
-    """Defocus (nm) of every domain where known (ingested data may not say)."""
-    ingested = ((params.get("ingest") or {}).get("datasets") or {})
-    out = {k: v.get("defocus_nm") for k, v in ingested.items()}
-    out.update({k: v.get("defocus_nm") for k, v in params["domains"].items()})
-    return {k: (float(v) if v is not None else None) for k, v in out.items()}
-
-
-def domain_imaging(params: dict, name: str) -> dict:
-    """The imaging parameters of one domain: ``imaging`` defaults overridden by the domain's keys."""
-    out = {k: v for k, v in params["imaging"].items()}
-    out.update(params["domains"][name])
-    out["name"] = name
-    return out
-
-
-def expected_pairs(params: dict) -> dict[str, dict[str, str]]:
-    """Every ordered (pretrain, target) pair with target != pretrain, named ``<pretrain>-to-<target>``."""
-    return {
-        f"{p}-to-{t}": {"pretrain": p, "target": t}
-        for p in params["pretrain"]["domains"]
-        for t in domain_names(params)
-        if t != p
-    }
 
 
 def schema_text() -> str:

@@ -185,6 +185,27 @@ def curves_chart(curves: dict[str, list[dict]]):
     return alt.hconcat(*panels)
 
 
+def transfer_conditions_chart(table: list[dict], metric: str, models: int):
+    """The study's Fig. 6.1 layout: the loss on the transfer target by transfer size, frozen part and LR pair;
+    this run's reduced loss as bars, the study's medians as diamonds on the same axis."""
+    import altair as alt
+
+    panels = []
+    for panel in dict.fromkeys(r["panel"] for r in table):
+        rows = [r for r in table if r["panel"] == panel]
+        order = [r["condition"] for r in sorted(rows, key=lambda r: (r["source"] != "this run", r["x_sort"]))]
+        x = alt.X("condition:N", title=panel, sort=list(dict.fromkeys(order)))
+        y = alt.Y("value:Q", title=f"{metric} on the target (0 nm targets left out)")
+        ours = alt.Chart(alt.Data(values=[r for r in rows if r["source"] == "this run"])).mark_bar(
+            color="#5fc3f5").encode(x=x, y=y, tooltip=["condition:N", "value:Q"])
+        theirs = alt.Chart(alt.Data(values=[r for r in rows if r["source"] == "the study"])).mark_point(
+            shape="diamond", filled=True, size=90, color="#5b2a86").encode(x=x, y=y, tooltip=["condition:N", "value:Q"])
+        panels.append((ours + theirs).properties(width=170, height=200))
+    return alt.hconcat(*panels).properties(title={
+        "text": "Phenomenon 5: loss after transfer by condition (bars: this run; diamonds: the study's medians)",
+        "subtitle": f"{models} transfer models; each bar reduces over every other condition, seed and pair"})
+
+
 def render(chart_or_spec, out: str | Path, fmt: str, scale: float = 2.0) -> None:
     """Render a Vega-Lite chart offline with vl-convert (png or svg), atomically."""
     import vl_convert as vlc

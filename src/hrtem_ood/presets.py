@@ -1,13 +1,77 @@
-"""Editing params for the user: ``hrtem-ood preset`` (a preset as ``dvc exp run -S`` overrides) and
-``hrtem-ood pairs`` (the transfer grid, printed or rewritten in place)."""
+"""Editing params for the user: ``hrtem-ood preset`` (a preset as ``dvc exp run -S`` overrides, or applied to
+``params.yaml``) and ``hrtem-ood pairs`` (the transfer grid, printed or rewritten in place).
+
+A preset (``presets/<name>.yaml``) holds the keys it changes. Sections it names under ``_replace`` (such as
+``domains`` for a series of its own domains) replace the params' sections whole; every other key is set
+one by one. ``dvc exp run -S`` can set keys but not drop a section's other keys, nor name transfer pairs
+(``a-to-b``: Hydra's keys take no ``-``), so such a preset is applied with ``--apply`` instead.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .domains import expected_pairs
 from .errors import UserError
 from .io import write_text
-from .params import ParamsError, expected_pairs
+from .params import ParamsError
+
+
+def read_preset(name: str, presets_dir: str | Path = "presets") -> dict:
+    import yaml
+
+    path = Path(presets_dir) / f"{name}.yaml"
+    if not path.is_file():
+        available = sorted(p.relative_to(presets_dir).with_suffix("").as_posix()
+                           for p in Path(presets_dir).rglob("*.yaml"))
+        raise UserError(f"{path}: no such preset (available: {available})")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def needs_apply(preset: dict) -> str | None:
+    """Why a preset cannot be given as ``-S`` overrides (None if it can): it replaces sections whole, or it
+    changes the domains, so that ``transfer.pairs`` must be rewritten."""
+    if preset.get("_replace"):
+        return f"it replaces {preset['_replace']} whole"
+    if "domains" in preset or "domains" in (preset.get("pretrain") or {}):
+        return "it changes the domains, so transfer.pairs must be rewritten"
+    return None
+
+
+def preset_params(name: str, params_path: str | Path = "params.yaml", presets_dir: str | Path = "presets") -> dict:
+    """The params of ``params_path`` with the preset applied (its ``_replace`` sections whole, every other key
+    one by one) and ``transfer.pairs`` regenerated for its domains; validated."""
+    from .params import load_params, validate
+
+    preset = read_preset(name, presets_dir)
+    params = load_params(params_path)
+    replace = set(preset.pop("_replace", []))
+
+    def merge(base, over, prefix):
+        for k, v in over.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict) and v and isinstance(base.get(k), dict) and key not in replace:  # {} replaces
+                merge(base[k], v, f"{key}.")
+            else:
+                base[k] = v
+
+    merge(params, preset, "")
+    params = with_expected_pairs(params)
+    params["_source"] = f"{params_path} + presets/{name}.yaml"
+    return validate(params)
+
+
+def apply_preset(name: str, params_path: str | Path = "params.yaml", presets_dir: str | Path = "presets") -> None:
+    """Rewrite ``params_path`` as :func:`preset_params` (atomically; comments are not kept: ``git checkout``
+    restores the file), ready for ``dvc exp run -n <name>``."""
+    import yaml
+
+    params = preset_params(name, params_path, presets_dir)
+    params.pop("_source")
+    head = f"# yaml-language-server: $schema=params.schema.json\n# params.yaml with presets/{name}.yaml applied\n"
+    write_text(params_path, head + yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=110))
+    print(f"{params_path}: applied presets/{name}.yaml ({len(params['transfer']['pairs'])} transfer pairs); "
+          f"now: dvc exp run -n {name}")
 
 
 def preset_overrides(name: str, presets_dir: str | Path = "presets") -> list[str]:
@@ -16,11 +80,11 @@ def preset_overrides(name: str, presets_dir: str | Path = "presets") -> list[str
 
     import yaml
 
-    path = Path(presets_dir) / f"{name}.yaml"
-    if not path.is_file():
-        available = sorted(p.relative_to(presets_dir).with_suffix("").as_posix()
-                           for p in Path(presets_dir).rglob("*.yaml"))
-        raise UserError(f"{path}: no such preset (available: {available})")
+    preset = read_preset(name, presets_dir)
+    why = needs_apply(preset)
+    if why:
+        raise UserError(f"presets/{name}.yaml: {why}, which `dvc exp run -S` cannot do; apply it with "
+                        f"`hrtem-ood preset {name} --apply && dvc exp run -n {name}`")
     out: list[str] = []
 
     def walk(node, prefix):
@@ -31,7 +95,7 @@ def preset_overrides(name: str, presets_dir: str | Path = "presets") -> list[str
             value = yaml.safe_dump(node, default_flow_style=True).strip().removesuffix("\n...").strip()
             out.extend(["-S", shlex.quote(f"{prefix}={value}")])
 
-    walk(yaml.safe_load(path.read_text()) or {}, "")
+    walk(preset, "")
     return out
 
 

@@ -152,7 +152,8 @@ def load_study_medians() -> dict:
     """The study's matrices recomputed from its published per-model table (``data/study_matrices.json``,
     7,200 models; median over the models of each cell), as arrays in the study's own defocus labels:
     ``P`` and ``T`` (loss on the target after transfer, diagonal = ``P``'s), ``TG`` and ``shift`` (5 x 11),
-    ``PG`` (5), ``pretrain_nm`` and ``eval_nm``."""
+    ``PG`` (5), ``pretrain_nm`` and ``eval_nm``; and ``fig6_1``, its Fig. 6.1 medians of the loss on the
+    target by transfer size, frozen part and LR pair (keys of ``aggregation.transfer_conditions``)."""
     raw = json.loads(resources.files("hrtem_ood").joinpath("data", MATRICES_FILE).read_text())
     pre, dom = [int(v) for v in raw["pretrain_nm"]], [int(v) for v in raw["domains_nm"]]
     med = raw["median"]
@@ -162,7 +163,7 @@ def load_study_medians() -> dict:
 
     out = {"pretrain_nm": pre, "eval_nm": dom, "P": matrix("P"), "T": matrix("T_on_target"), "TG": matrix("TG"),
            "shift": matrix("shift"), "PG": np.array([med["PG"][str(p)] for p in pre], float),
-           "n_models": int(raw["n_models"]), "source": raw["source"]}
+           "n_models": int(raw["n_models"]), "source": raw["source"], "fig6_1": raw["fig6_1_median_target_loss"]}
     for i, p in enumerate(pre):  # the diagonal convention of aggregation.aggregate: T[i, i] = P[i, i]
         j = dom.index(p)
         out["T"][i, j], out["TG"][i, j], out["shift"][i, j] = out["P"][i, j], out["PG"][i], 0.0

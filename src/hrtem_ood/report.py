@@ -8,11 +8,28 @@ from __future__ import annotations
 import operator
 from pathlib import Path
 
-from .aggregation import aggregate_as_params, grid_files, headline, phenomena, plot_tables
+from .aggregation import (
+    aggregate_as_params,
+    conditions_table,
+    grid_files,
+    headline,
+    phenomena,
+    plot_tables,
+    training_seconds,
+    transfer_conditions,
+)
+from .domains import domain_defocus_nm
 from .io import read_json, write_json
-from .params import domain_defocus_nm
-from .plots import curves_chart, domain_loss_chart, generalization_chart, render, report_html, study_comparison_chart
-from .reference import study_as_aggregate, vs_study_head
+from .plots import (
+    curves_chart,
+    domain_loss_chart,
+    generalization_chart,
+    render,
+    report_html,
+    study_comparison_chart,
+    transfer_conditions_chart,
+)
+from .reference import load_study_medians, study_as_aggregate, vs_study_head
 
 #: How the figures sign defocus (``aggregate.figure_sign``); stated on every figure and in ``ood.json``.
 CONVENTIONS = {
@@ -58,7 +75,10 @@ def scorecard(ours: dict, study: dict) -> list[dict]:
 def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out_plots: str | Path,
                     extra_head: dict | None = None, curves: dict[str, list[dict]] | None = None,
                     examples_png: str | Path | None = None) -> dict:
-    """Aggregate ``rows`` as the ``aggregate`` params say and write every output. Returns ``ood.json``."""
+    """Aggregate ``rows`` as the ``aggregate`` params say and write every output. Returns ``ood.json``.
+
+    Everything written is a function of the rows' losses, except ``timing.json`` and ``training_time.json``
+    (training seconds per model, which vary from run to run)."""
     ac = params["aggregate"]
     sign = ac.get("figure_sign", "study")
     agg = aggregate_as_params(params, rows)
@@ -71,7 +91,8 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
     head = headline(agg)
     head.update(extra_head or {})
     ours = phenomena(agg, defocus)
-    study_agg, study_defocus = study_as_aggregate()
+    study = load_study_medians()
+    study_agg, study_defocus = study_as_aggregate(study)
     theirs = phenomena(study_agg, study_defocus)
     card = scorecard(ours, theirs)
     head["defocus_convention"] = CONVENTIONS[sign]
@@ -83,7 +104,17 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
     head["vs_study"] = vs_study_head(agg, defocus)
     head["pooled_conditions"] = {k: v for k, v in agg["pooled"].items()}
     head["models_per_cell"] = {k: list(v) for k, v in agg["models_per_cell"].items()}
+    head["transfer_conditions"] = transfer_conditions(rows, defocus, metric=ac["metric"], reduce=ac["reduce"],
+                                                      filters=ac["filters"])
     write_json(out_metrics / "ood.json", head)
+    timing = training_seconds(rows)
+    write_json(out_metrics / "timing.json", timing)
+    write_json(out_plots / "training_time.json", [{"freeze": f, "seconds": s} for f, s in
+                                                  timing["transfer_median_s_by_freeze"].items()])
+    cond_table = conditions_table(head["transfer_conditions"], study["fig6_1"])
+    write_json(out_plots / "transfer_conditions.json", cond_table)
+    cond_chart = transfer_conditions_chart(cond_table, ac["metric"], head["transfer_conditions"]["n_models"])
+    render(cond_chart, out_plots / "transfer_conditions.png", "png")
     sign_note = "defocus: study sign (+ = overfocus = -abTEM)" if sign == "study" else "defocus: abTEM sign"
     gen = generalization_chart(tables, shown, ac["metric"], sign_note)
     dom = domain_loss_chart(tables, shown, ac["metric"], sign_note)
@@ -94,7 +125,8 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
     charts = {"This run beside the study (median over the models of each cell; the study: medians of its 7,200 models)":
               study_comparison_chart(tables, shown, study_tables, figure_nm(study_defocus, sign), sign_note),
               "OOD generalization (the study's Fig. 8.1 layout)": gen,
-              "Loss before and after transfer (the study's dataset-performance figure)": dom}
+              "Loss before and after transfer (the study's dataset-performance figure)": dom,
+              "Loss after transfer by transfer size, frozen part and LR pair (the study's Fig. 6.1 layout)": cond_chart}
     if curves:
         charts["Learning curves (validation loss on the stage's own domain; best epoch kept)"] = curves_chart(curves)
     notes = [CONVENTIONS[sign],

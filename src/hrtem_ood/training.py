@@ -1,14 +1,14 @@
 """Training: random crops with 8-fold dihedral augmentation, Adam, x``lr_decay`` per epoch, best epoch =
-lowest validation loss on the stage's own domain; one model per seed, evaluated on every domain's test
-split, run here or on a dask cluster. Torch only (no abTEM)."""
+lowest validation loss on the stage's own domain; one model per task (condition and seed, built by
+hrtem_ood.grid), evaluated on every domain's test split, here or on a dask worker. Torch only (no abTEM)."""
 
 from __future__ import annotations
 
 import copy
 import functools
+import io
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ import torch
 from .datasets import DatasetError, load_split
 from .evaluation import evaluate, standardize, training_loss
 from .model import build_model
-from .params import METRICS, RESULT_COLUMNS, domain_names
+from .params import METRICS
 
 
 def select_device() -> torch.device:
@@ -170,12 +170,12 @@ def _train_set(domains_dir, domain: str, split: str, n_images: int | None):
     return standardize(images), masks
 
 
-def train_one_seed(job: dict) -> dict:
-    """Train and evaluate one model (one seed). Plain data in and out, so it can run on a dask worker.
+def train_one_model(job: dict) -> dict:
+    """Train and evaluate one model of a stage's grid (:func:`hrtem_ood.grid.stage_jobs`). Plain data in and
+    out, so it can run on a dask worker; a transfer loads its pretrained model from ``job["init_file"]``.
 
-    ``job``: model, train (params sections), stage, pretrain_domain, target_domain, eval_domains,
-    domains_dir, lr, lr_pretrain, epochs, n_images, freeze, seed, init_state (or None). Returns the best
-    state, its epoch, the result rows (:data:`~hrtem_ood.params.RESULT_COLUMNS`) and the learning curve.
+    Returns the best model as ``torch.save`` bytes (``model_bytes``), the result rows
+    (:data:`~hrtem_ood.params.RESULT_COLUMNS`, with the training seconds) and the learning curve.
     """
     tc, seed = job["train"], job["seed"]
     set_threads(job.get("threads", tc["threads"]))
@@ -183,18 +183,18 @@ def train_one_seed(job: dict) -> dict:
     tr_x, tr_y = _train_set(job["domains_dir"], job["target_domain"], "train", job["n_images"])
     va_x, va_y = _train_set(job["domains_dir"], job["target_domain"], "val", None)
     model = build_model(job["model"], seed)
-    if job["init_state"] is not None:
-        model.load_state_dict(job["init_state"])
+    if job["init_file"] is not None:
+        model.load_state_dict(torch.load(job["init_file"], map_location="cpu", weights_only=True)["state_dict"])
     model.freeze(job["freeze"])
     res = train(model, tr_x, tr_y, va_x, va_y, tc, job["lr"], job["epochs"], seed=seed, device=device)
     model.load_state_dict(res.best_state)
     stage, p, t = job["stage"], job["pretrain_domain"], job["target_domain"]
     transfer = stage == "transfer"
-    run = f"transfer:{p}->{t}:s{seed}" if transfer else f"pretrain:{p}:s{seed}"
+    run = f"transfer:{p}->{t}:{job['tag']}:s{seed}" if transfer else f"pretrain:{p}:{job['tag']}:s{seed}"
     common = {"run": run, "stage": stage, "pretrain_domain": p, "target_domain": t, "seed": seed,
               "freeze": job["freeze"] if transfer else None, "n_transfer": job["n_images"] if transfer else None,
               "lr_pretrain": float(job["lr_pretrain"]), "lr_transfer": job["lr"] if transfer else None,
-              "epoch": res.best_epoch}
+              "epoch": res.best_epoch, "seconds": round(res.seconds, 2)}
     rows = []
     for eval_domain, (ex, ey) in _eval_sets(job["domains_dir"], tuple(job["eval_domains"])).items():
         m = evaluate(model, ex, ey, device, memory_format=memory_format(tc))
@@ -204,78 +204,8 @@ def train_one_seed(job: dict) -> dict:
              for c in res.curve]
     print(f"{run}: best epoch {res.best_epoch}/{job['epochs']}, val loss {res.best_val_loss:.4f}, "
           f"{res.images_seen / res.seconds:.1f} crops/s")
-    state = {k: v.detach().cpu() for k, v in res.best_state.items()}
-    return {"seed": seed, "state": state, "epoch": res.best_epoch, "rows": rows, "curve": curve}
-
-
-def seed_jobs(params: dict, *, stage: str, pretrain_domain: str, target_domain: str, domains_dir: str | Path,
-              lr: float, epochs: int, n_images: int | None, freeze: str,
-              init_states: dict[int, dict] | None = None, subdir: str = "") -> list[dict]:
-    """One :func:`train_one_seed` job per ``train.seeds``; a transfer starts from ``init_states[seed]``.
-    Each job's model is saved as ``<subdir>/seed<k>.pt`` under the stage's models folder."""
-    return [{"model": params["model"], "train": params["train"], "stage": stage, "pretrain_domain": pretrain_domain,
-             "target_domain": target_domain, "eval_domains": domain_names(params),
-             "domains_dir": str(Path(domains_dir).resolve()), "lr": float(lr),
-             "lr_pretrain": float(params["pretrain"]["lr"]), "epochs": int(epochs), "n_images": n_images,
-             "freeze": freeze, "seed": seed, "init_state": None if init_states is None else init_states[seed],
-             "model_file": str(Path(subdir) / f"seed{seed}.pt")}
-            for seed in params["train"]["seeds"]]
-
-
-def side_by_side(tc: dict, n_jobs: int) -> int:
-    """How many of a stage's ``n_jobs`` models train at once locally: ``train.parallel_models``, at most."""
-    return max(1, min(int(tc.get("parallel_models", 1)), n_jobs))
-
-
-def model_threads(tc: dict, n_jobs: int) -> int:
-    """Torch threads of one model of a stage of ``n_jobs`` models: ``train.threads`` shared by the models
-    that train side by side. Every model gets this count wherever it runs (here, a local worker process
-    or a dask worker), so its results depend only on params and the stage."""
-    return max(1, int(tc["threads"]) // side_by_side(tc, n_jobs))
-
-
-def _train_locally(jobs: list[dict]) -> list[dict]:
-    """One after another in this process, or ``train.parallel_models`` side by side in spawned worker
-    processes (each pays the start-up once; on 2 cores two 1-thread models train 1.5x faster than one
-    2-thread model after another: benchmarks/training_speed.py)."""
-    n = side_by_side(jobs[0]["train"], len(jobs))
-    if n <= 1:
-        return [train_one_seed(job) for job in jobs]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(train_one_seed, jobs))
-
-
-def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curves_out: Path) -> None:
-    """Train every job (on the dask cluster when one is configured, else here: :func:`_train_locally`);
-    write the best states, the results table and the learning curves atomically."""
-    from .io import atomic_path, write_csv, write_json
-    from .parallel import map_ordered, scheduler_address
-
-    jobs = [dict(job, threads=model_threads(job["train"], len(jobs))) for job in jobs]
-    if scheduler_address():
-        results = map_ordered(train_one_seed, jobs, desc=f"{jobs[0]['stage']} models")
-    else:
-        results = _train_locally(jobs)
-    with atomic_path(models_out, is_dir=True) as tmp:
-        for job, r in zip(jobs, results, strict=True):
-            path = tmp / job["model_file"]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"state_dict": r["state"], "model": job["model"], "seed": r["seed"], "epoch": r["epoch"],
-                        "stage": job["stage"], "pretrain_domain": job["pretrain_domain"],
-                        "target_domain": job["target_domain"]}, path)
-    write_csv(results_out, [row for r in results for row in r["rows"]], RESULT_COLUMNS)
-    write_json(curves_out, [c for r in results for c in r["curve"]])
-
-
-def load_states(models_dir: Path, seeds: list[int]) -> dict[int, dict]:
-    """The best states of the pretrained models of ``seeds`` (``seed<k>.pt``), on the CPU."""
-    out = {}
-    for seed in seeds:
-        path = Path(models_dir) / f"seed{seed}.pt"
-        if not path.is_file():
-            raise DatasetError(f"{path}: pretrained model not found (train.seeds changed? rerun the pretrain stage)")
-        out[seed] = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    return out
+    buf = io.BytesIO()
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in res.best_state.items()}, "model": job["model"],
+                "seed": seed, "epoch": res.best_epoch, "stage": stage, "pretrain_domain": p, "target_domain": t,
+                "condition": job["tag"]}, buf)
+    return {"seed": seed, "model_bytes": buf.getvalue(), "rows": rows, "curve": curve}

@@ -10,9 +10,10 @@ import numpy as np
 
 from ..ctf import configure_abtem
 from ..datasets import SPLITS, read_h5, write_h5
+from ..domains import domain_imaging
 from ..imaging import domain_images
 from ..io import atomic_path, stable_hash
-from ..params import domain_imaging, fail, suggest
+from ..params import fail, suggest
 from . import entry
 
 
