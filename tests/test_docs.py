@@ -41,3 +41,28 @@ def test_the_check_fails_on_a_stale_table(tmp_path):
     proc = subprocess.run([sys.executable, str(tmp_path / "docs/scripts/results_doc.py"), "check"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "README.md" in proc.stderr
+
+
+def test_the_readme_dask_jobqueue_recipe_runs_up_to_submitting_jobs(tmp_path, monkeypatch):
+    """The README's SLURM recipe, run as written: its cluster object builds and starts a scheduler here,
+    and its job script asks for what the comments promise. Only `scale` (sbatch) and `input` are stubbed,
+    since no SLURM runs here."""
+    import re
+
+    dask_jobqueue = __import__("pytest").importorskip("dask_jobqueue")
+    text = (REPO / "README.md").read_text()
+    code = re.search(r"```python\n(# cluster\.py:.*?)```", text, re.S).group(1)
+    scaled = {}
+    monkeypatch.setattr(dask_jobqueue.SLURMCluster, "scale", lambda self, n=None, **kw: scaled.update(kw))
+    monkeypatch.chdir(tmp_path)
+    env = {"input": lambda prompt="": None}
+    exec(compile(code, "README.md", "exec"), env)
+    cluster = env["cluster"]
+    try:
+        script = cluster.job_script()
+        assert "#SBATCH --gres=gpu:1" in script and "#SBATCH --cpus-per-task=8" in script
+        assert "--nthreads 1" in script and "--nworkers" not in script  # one worker, one model at a time
+        assert scaled == {"jobs": 4}
+        assert (tmp_path / "scheduler.txt").read_text().startswith("tcp://")
+    finally:
+        cluster.close()

@@ -1,6 +1,8 @@
 """Scenes: seeded, physical densities and separations, split bookkeeping."""
 
 import numpy as np
+import pytest
+import yaml
 from scipy.spatial import cKDTree
 
 from hrtem_ood.structures import MATERIALS, amorphous_carbon, build_scene, nanoparticle, scene_plan
@@ -99,3 +101,73 @@ def test_crowded_field_places_what_fits_and_records_it_truthfully(params):
                 assert np.linalg.norm(ci - cj) >= ri + rj + 10.0 - 1e-9
                 assert cKDTree(aj).query(ai)[0].min() >= 10.0  # atoms too: surface to surface
     assert failures > 0  # the field really was too small for the count
+
+
+# The study's nine lattices: atoms per conventional cell, composition and nearest-neighbour distance
+# (A), from the crystallography (not from the builder): fcc a/sqrt2, bcc a sqrt3/2, diamond a sqrt3/4,
+# wurtzite/zincblende bond ~ a sqrt(3/8), spinel tetrahedral M-O ~ a sqrt3 (u - 1/8).
+LATTICES = {
+    "CdSe-wurtzite": ({"Cd": 1, "Se": 1}, 2.63), "ZnS-wurtzite": ({"Zn": 1, "S": 1}, 2.34),
+    "Cu-fcc": ({"Cu": 1}, 3.6149 / np.sqrt(2)), "Ag-fcc": ({"Ag": 1}, 4.0853 / np.sqrt(2)),
+    "Fe-bcc": ({"Fe": 1}, 2.8665 * np.sqrt(3) / 2), "C-diamond": ({"C": 1}, 3.5668 * np.sqrt(3) / 4),
+    "Si-diamond": ({"Si": 1}, 5.4309 * np.sqrt(3) / 4),
+    "Fe3O4-spinel": ({"Fe": 3, "O": 4}, 8.396 * np.sqrt(3) * (0.2549 - 0.125)),
+    "Co3O4-spinel": ({"Co": 3, "O": 4}, 8.084 * np.sqrt(3) * (0.2631 - 0.125)),
+}
+
+
+@pytest.mark.parametrize("material", sorted(LATTICES))
+def test_every_study_lattice_builds_with_its_composition_and_bond_length(material):
+    ratio, bond = LATTICES[material]
+    atoms, _ = nanoparticle(material, 30.0, np.random.default_rng(0))
+    symbols = atoms.get_chemical_symbols()
+    counts = {s: symbols.count(s) for s in ratio}
+    assert set(symbols) == set(ratio)
+    for s, k in ratio.items():  # composition within 15% (a sphere cuts cells unevenly)
+        assert counts[s] / sum(counts.values()) == pytest.approx(k / sum(ratio.values()), rel=0.15)
+    d, _ = cKDTree(atoms.positions).query(atoms.positions, k=2)
+    assert np.median(d[:, 1]) == pytest.approx(bond, rel=0.03)
+
+
+def test_domains_with_their_own_structures_are_simulated_once_per_group(params, tmp_path):
+    """The structure series: two domains share one override (one group, simulated once), one keeps the
+    defaults; each domain's images come from its own group's exit waves, and the default group's files
+    are what they are without any override."""
+    from hrtem_ood.datasets import read_h5
+    from hrtem_ood.domains import structure_group, structure_groups
+    from hrtem_ood.params import validate
+    from hrtem_ood.stages.image import write_domain
+    from hrtem_ood.stages.simulate import write_exitwaves
+    from hrtem_ood.stages.structures import write_structures
+
+    params["structures"].update(n_train=2, n_val=1, n_test=1)
+    cu = {"material": "Cu-fcc", "diameter_A": [16.0, 20.0]}
+    params["domains"] = {"df0": {"defocus_nm": 0}, "cu0": {"defocus_nm": 0, "structure": cu},
+                         "cu10": {"defocus_nm": 10, "structure": dict(cu)}}
+    params["pretrain"]["domains"] = ["df0"]
+    params["transfer"]["pairs"] = {f"df0-to-{t}": {"pretrain": "df0", "target": t} for t in ("cu0", "cu10")}
+    params["aggregate"].update(exclude_from_std=[], pairs=[["df0", "cu0"]])
+    validate(params)
+    group = structure_group(params, "cu0")
+    assert group == "Cu-fcc_d16-20_n1-1" == structure_group(params, "cu10") and structure_group(params, "df0") == ""
+    assert list(structure_groups(params)) == ["", group]
+    write_structures(params, tmp_path / "s")
+    write_exitwaves(params, tmp_path / "s", tmp_path / "e")
+    for d in params["domains"]:
+        write_domain(params, d, tmp_path / "e", tmp_path / "d" / d)
+    ew = {g: read_h5(tmp_path / "e" / g / "exitwaves.h5")[0] for g in ("", group)}
+    assert not np.array_equal(ew[""]["masks"], ew[group]["masks"])
+    for d, g in (("df0", ""), ("cu0", group), ("cu10", group)):
+        test_masks = ew[g]["masks"][ew[g]["split"] == "test"]
+        assert np.array_equal(read_h5(tmp_path / "d" / d / "test.h5")[0]["masks"], test_masks)
+    alone = yaml.safe_load(yaml.safe_dump(params))
+    alone["domains"] = {"df0": {"defocus_nm": 0}}
+    write_structures(alone, tmp_path / "s_alone")
+    for f in ("atoms.h5", "scenes.json"):  # the default group does not depend on the others
+        assert (tmp_path / "s_alone" / f).read_bytes() == (tmp_path / "s" / f).read_bytes()
+    bad = yaml.safe_load(yaml.safe_dump(params))
+    bad["domains"]["cu0"]["structure"]["material"] = "Cu"
+    from hrtem_ood.structures import check_material
+
+    with pytest.raises(Exception, match=r"domains\.cu0\.structure\.material: unknown material 'Cu'"):
+        check_material(bad)

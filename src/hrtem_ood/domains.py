@@ -1,7 +1,10 @@
 """The domains a params file declares, derived from its plain dict: every evaluated domain's name, its
-defocus and imaging parameters, and the (pretrain, target) transfer pairs. Standard library only."""
+defocus, imaging and structure parameters, and the (pretrain, target) transfer pairs. Standard library
+only."""
 
 from __future__ import annotations
+
+import copy
 
 
 def domain_names(params: dict) -> list[str]:
@@ -24,7 +27,36 @@ def domain_imaging(params: dict, name: str) -> dict:
     out = {k: v for k, v in params["imaging"].items()}
     out.update(params["domains"][name])
     out["name"] = name
+    out.pop("structure", None)
     return out
+
+
+def domain_structures(params: dict, name: str) -> dict:
+    """The ``structures`` section a simulated domain's scenes are built from: the defaults with the domain's
+    ``structure`` overrides (``material``, ``diameter_A``, ``count``) applied."""
+    sp = copy.deepcopy(params["structures"])
+    over = {k: v for k, v in (params["domains"][name].get("structure") or {}).items() if v is not None}
+    if "material" in over:
+        sp["material"] = over["material"]
+    for key in ("diameter_A", "count"):
+        if key in over:
+            sp["particles"][key] = list(over[key])
+    return sp
+
+
+def structure_group(params: dict, name: str) -> str:
+    """The folder (under data/structures and data/exitwaves) of a domain's structures: "" for the defaults,
+    else ``<material>_d<min>-<max>_n<min>-<max>``, shared by every domain with the same structures."""
+    sp = domain_structures(params, name)
+    if sp == params["structures"]:
+        return ""
+    (d0, d1), (n0, n1) = sp["particles"]["diameter_A"], sp["particles"]["count"]
+    return f"{sp['material']}_d{d0:g}-{d1:g}_n{n0}-{n1}"
+
+
+def structure_groups(params: dict) -> dict[str, dict]:
+    """Every distinct structure group of the simulated domains, in domain order: folder -> ``structures``."""
+    return {structure_group(params, d): domain_structures(params, d) for d in params["domains"]}
 
 
 def expected_pairs(params: dict) -> dict[str, dict[str, str]]:

@@ -49,7 +49,7 @@ LR = Annotated[float, Field(gt=0, le=1)]
 NImages = Annotated[int, Field(ge=1)]
 Freeze = Literal[FREEZE_MODES]
 #: Keys of the condition grid: a value or a list of values (hrtem_ood.grid trains their cartesian product).
-GRID_KEYS = {"pretrain": ("lr",), "transfer": ("lr", "n_images", "freeze")}
+GRID_KEYS = (("pretrain", "lr"), ("transfer", "lr"), ("transfer", "n_images"), ("transfer", "freeze"))
 
 
 class Imaging(_Section):
@@ -65,9 +65,20 @@ class Imaging(_Section):
                                                                          "null = none")
 
 
+class StructureOverride(_Section):
+    """A domain's own structures (the structure series): simulated once per distinct override."""
+
+    material: str | None = Field(None, description="overrides structures.material")
+    diameter_A: list[Annotated[float, Field(ge=5)]] | None = Field(
+        None, min_length=2, max_length=2, description="overrides structures.particles.diameter_A")
+    count: list[NonNegInt] | None = Field(None, min_length=2, max_length=2,
+                                          description="overrides structures.particles.count")
+
+
 Domain = create_model(
-    "Domain", __base__=_Section, __doc__="One imaging domain: its defocus and any imaging overrides.",
+    "Domain", __base__=_Section, __doc__="One imaging domain: its defocus and any imaging or structure overrides.",
     defocus_nm=(float, Field(ge=-1e4, le=1e4, description="defocus (nm), abTEM's sign: positive = underfocus")),
+    structure=(StructureOverride | None, Field(None, description="the domain's own structures (default: structures)")),
     **{k: (f.annotation | None, Field(None, description=f"overrides imaging.{k}: {f.description}"))
        for k, f in Imaging.model_fields.items()})
 
@@ -271,11 +282,6 @@ def _fields_at(loc: tuple) -> list[str]:
 _UNION_TAG = re.compile(r"^(float|int|str|bool|none|constrained-\w+|(list|literal)\[.*\])$")
 
 
-def _in_list_branch(err: dict) -> bool:
-    """Whether the error comes from the list member of a value-or-list grid key (the scalar's is clearer)."""
-    return any(isinstance(x, str) and x.startswith("list[") for x in err["loc"])
-
-
 def _message(err: dict) -> tuple[str, str]:
     key = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and _UNION_TAG.match(x)))
     if err["type"] == "extra_forbidden":
@@ -291,7 +297,8 @@ def validate(params: dict) -> dict:
     try:
         Params.model_validate(data)
     except ValidationError as exc:
-        errors = sorted(exc.errors(), key=lambda e: (e["type"] != "extra_forbidden", _in_list_branch(e)))
+        # unknown keys first; of a value-or-list grid key, the scalar member's error (clearer than the list's)
+        errors = sorted(exc.errors(), key=lambda e: (e["type"] != "extra_forbidden", "'list[" in str(e["loc"])))
         fail(params, *_message(errors[0]))
     _check_domains(params)
     _check_data(params)
@@ -307,7 +314,7 @@ def _check_domains(p: dict) -> None:
     for name, d in p["domains"].items():
         if not DOMAIN_NAME.match(str(name)):
             fail(p, f"domains.{name}", "a domain name must start with a letter and hold only letters, digits, _")
-        overrides = {k: v for k, v in d.items() if k != "defocus_nm"}
+        overrides = {k: v for k, v in d.items() if k not in ("defocus_nm", "structure")}
         try:
             Imaging.model_validate({**p["imaging"], **overrides})
         except ValidationError as exc:
@@ -324,14 +331,16 @@ def _check_domains(p: dict) -> None:
 
 
 def _check_data(p: dict) -> None:
-    pp, field = p["structures"]["particles"], p["structures"]["field_A"]
-    for key in ("count", "diameter_A"):
-        if pp[key][0] > pp[key][1]:
-            fail(p, f"structures.particles.{key}", f"min must not exceed max, got {pp[key]!r}")
-    if p["structures"]["carbon"]["thickness_A"][0] > p["structures"]["carbon"]["thickness_A"][1]:
-        fail(p, "structures.carbon.thickness_A", "min must not exceed max")
-    if pp["diameter_A"][1] > field:
-        fail(p, "structures.particles.diameter_A", f"particles larger than structures.field_A ({field}) do not fit")
+    sp, field = p["structures"], p["structures"]["field_A"]
+    ranges = {f"structures.particles.{k}": sp["particles"][k] for k in ("count", "diameter_A")}
+    ranges["structures.carbon.thickness_A"] = sp["carbon"]["thickness_A"]
+    ranges.update({f"domains.{name}.structure.{k}": v for name, d in p["domains"].items()
+                   for k, v in (d.get("structure") or {}).items() if k != "material" and v is not None})
+    for key, v in ranges.items():
+        if v[0] > v[1]:
+            fail(p, key, f"min must not exceed max, got {v!r}")
+        if key.endswith("diameter_A") and v[1] > field:
+            fail(p, key, f"particles larger than structures.field_A ({field}) do not fit")
     s, so = p["simulate"]["sampling_A"], p["simulate"]["output_sampling_A"]
     if so < s:
         fail(p, "simulate.output_sampling_A", f"must be >= simulate.sampling_A ({s}), got {so}")
@@ -344,26 +353,20 @@ def _check_data(p: dict) -> None:
 
 def _check_training(p: dict) -> None:
     tr, names, n_train = p["train"], domain_names(p), p["structures"]["n_train"]
-    if len(set(tr["seeds"])) != len(tr["seeds"]):
-        fail(p, "train.seeds", f"duplicate seeds {tr['seeds']!r}")
     if tr["crop_px"] % 32:
         fail(p, "train.crop_px", f"must be a multiple of 32 (the encoder's total stride), got {tr['crop_px']}")
     image_px = int(round(p["structures"]["field_A"] / p["simulate"]["output_sampling_A"]))
     if tr["crop_px"] > image_px:
         fail(p, "train.crop_px", f"{tr['crop_px']} px is larger than the simulated images ({image_px} px)")
-    pdoms = p["pretrain"]["domains"]
-    for d in pdoms:
+    for d in p["pretrain"]["domains"]:
         if d not in names:
             fail(p, "pretrain.domains", f"unknown domain {d!r}{suggest(d, names)}")
-    if len(set(pdoms)) != len(pdoms):
-        fail(p, "pretrain.domains", f"duplicate domains in {pdoms!r}")
-    for section, keys in GRID_KEYS.items():
-        for key in keys:
-            v = p[section][key]
-            if isinstance(v, list) and len(set(map(str, v))) != len(v):
-                fail(p, f"{section}.{key}", f"duplicate values in {v!r} would train the same models twice")
-        ns = p[section]["n_images"] if isinstance(p[section]["n_images"], list) else [p[section]["n_images"]]
-        for n in ns:
+    for section, key in (("train", "seeds"), ("pretrain", "domains")) + GRID_KEYS:
+        v = p[section][key]
+        if isinstance(v, list) and len(set(map(str, v))) != len(v):
+            fail(p, f"{section}.{key}", f"duplicate values in {v!r} would train the same models twice")
+    for section in ("pretrain", "transfer"):
+        for n in (v if isinstance(v := p[section]["n_images"], list) else [v]):
             if n is not None and n > n_train:
                 fail(p, f"{section}.n_images", f"{n} images asked for, but the train split of a simulated domain "
                                                f"holds structures.n_train = {n_train}")

@@ -20,14 +20,23 @@ MATERIALS: dict[str, dict] = {
     "Au-fcc": {"symbols": "Au", "crystal": "fcc", "a_A": 4.0782},
     "Cu-fcc": {"symbols": "Cu", "crystal": "fcc", "a_A": 3.6149},
     "Fe-bcc": {"symbols": "Fe", "crystal": "bcc", "a_A": 2.8665},
+    "Ag-fcc": {"symbols": "Ag", "crystal": "fcc", "a_A": 4.0853},
+    "C-diamond": {"symbols": "C", "crystal": "diamond", "a_A": 3.5668},
+    "Si-diamond": {"symbols": "Si", "crystal": "diamond", "a_A": 5.4309},
+    # spinels (Fd-3m, origin choice 2): metal on 8a and 16d, O on 32e at (u, u, u)
+    "Fe3O4-spinel": {"symbols": "Fe", "crystal": "spinel", "a_A": 8.396, "u_O": 0.2549},
+    "Co3O4-spinel": {"symbols": "Co", "crystal": "spinel", "a_A": 8.084, "u_O": 0.2631},
 }
 
 
 def check_material(params: dict) -> None:
-    """``structures.material`` names a lattice of :data:`MATERIALS`."""
-    name = params["structures"]["material"]
-    if name not in MATERIALS:
-        fail(params, "structures.material", f"unknown material {name!r}{suggest(name, MATERIALS)}")
+    """``structures.material`` and every domain's ``structure.material`` name a lattice of :data:`MATERIALS`."""
+    names = {"structures.material": params["structures"]["material"]}
+    names.update({f"domains.{d}.structure.material": v["structure"]["material"]
+                  for d, v in params["domains"].items() if (v.get("structure") or {}).get("material")})
+    for key, name in names.items():
+        if name not in MATERIALS:
+            fail(params, key, f"unknown material {name!r}{suggest(name, MATERIALS)}")
 
 
 @dataclass
@@ -54,6 +63,12 @@ def _bulk(material: str):
     m = MATERIALS[material]
     if m["crystal"] == "wurtzite":
         return bulk(m["symbols"], "wurtzite", a=m["a_A"], c=m["c_A"])
+    if m["crystal"] == "spinel":
+        from ase.spacegroup import crystal
+
+        a, u, metal = m["a_A"], m["u_O"], m["symbols"]
+        return crystal([metal, metal, "O"], basis=[(0.125, 0.125, 0.125), (0.5, 0.5, 0.5), (u, u, u)],
+                       spacegroup=227, setting=2, cellpar=[a, a, a, 90, 90, 90])
     return bulk(m["symbols"], m["crystal"], a=m["a_A"], cubic=True)
 
 

@@ -1,5 +1,6 @@
-"""Stage ``image@<domain>``: the images of one imaging domain from the exit waves (calibrated zero +
-domain defocus + jitter, CTF with Cs and focal spread, Poisson dose), one HDF5 file per split."""
+"""Stage ``image@<domain>``: the images of one imaging domain from the exit waves of its structure group
+(calibrated zero + domain defocus + jitter, CTF with Cs and focal spread, Poisson dose), one HDF5 file per
+split."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from ..ctf import configure_abtem
 from ..datasets import SPLITS, read_h5, write_h5
-from ..domains import domain_imaging
+from ..domains import domain_imaging, structure_group
 from ..imaging import domain_images
 from ..io import atomic_path, stable_hash
 from ..params import fail, suggest
@@ -24,7 +25,7 @@ def write_domain(params: dict, domain: str, exitwaves_dir: str | Path, out_dir: 
         fail(params, "domains", f"unknown domain {domain!r}{suggest(domain, params['domains'])}")
     dom = domain_imaging(params, domain)
     configure_abtem("numpy")
-    ew, attrs = read_h5(Path(exitwaves_dir) / "exitwaves.h5")
+    ew, attrs = read_h5(Path(exitwaves_dir) / structure_group(params, domain) / "exitwaves.h5")
     sampling, energy = float(attrs["sampling_A"]), float(attrs["energy_eV"])
     with atomic_path(out_dir, is_dir=True) as tmp:
         for split in tqdm(SPLITS, desc=f"image {domain}", unit="split"):

@@ -1,5 +1,6 @@
 """Stage ``simulate``: multislice exit waves of every scene, labels from the particles-only phase, and the
-calibrated zero defocus (``exitwaves.h5``, ``summary.json``)."""
+calibrated zero defocus (``exitwaves.h5``, ``summary.json``), for every structure group the structures
+stage wrote (its folder itself and each subfolder holding ``atoms.h5``), in the same layout."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ from ..io import atomic_path, derive_seed, read_json, stable_hash, write_json
 from ..parallel import map_ordered
 from ..simulation import simulate_scene
 from . import entry
+
+
+def structure_group_dirs(structures_dir: str | Path) -> list[str]:
+    """The structure groups in a structures folder: "" (the folder itself) and its subfolders, sorted."""
+    root = Path(structures_dir)
+    top = [""] if (root / "atoms.h5").is_file() else []
+    return top + sorted(p.parent.name for p in root.glob("*/atoms.h5"))
 
 
 def scene_tasks(params: dict, structures_dir: str | Path) -> list[dict]:
@@ -33,31 +41,42 @@ def scene_tasks(params: dict, structures_dir: str | Path) -> list[dict]:
 
 
 def write_exitwaves(params: dict, structures_dir: str | Path, out_dir: str | Path) -> None:
-    sim = params["simulate"]
-    tasks = scene_tasks(params, structures_dir)
+    groups = structure_group_dirs(structures_dir)
+    tasks = {g: scene_tasks(params, Path(structures_dir) / g) for g in groups}
     t0 = time.perf_counter()
-    results = map_ordered(simulate_scene, tasks, desc="multislice")
-    print(f"simulate: {len(results)} scenes in {time.perf_counter() - t0:.1f} s")
-    empty = [t["scene_id"] for t, r in zip(tasks, results, strict=True) if r["mask"].sum() == 0 and t["has_particles"]]
-    if empty:
-        raise RuntimeError(f"simulate: the labels of scenes {empty[:10]} are empty although they hold particles; "
-                           "raise simulate.label.smoothing_A, lower simulate.label.threshold_rad or use larger "
-                           "structures.particles.diameter_A")
+    flat = map_ordered(simulate_scene, [t for g in groups for t in tasks[g]], desc="multislice")
+    print(f"simulate: {len(flat)} scenes of {len(groups)} structure group(s) in {time.perf_counter() - t0:.1f} s")
+    results, k = {}, 0
+    for g in groups:
+        results[g], k = flat[k:k + len(tasks[g])], k + len(tasks[g])
+        empty = [t["scene_id"] for t, r in zip(tasks[g], results[g], strict=True)
+                 if r["mask"].sum() == 0 and t["has_particles"]]
+        if empty:
+            raise RuntimeError(f"simulate: the labels of scenes {empty[:10]} of structures {g or '(default)'!r} are "
+                               "empty although they hold particles; raise simulate.label.smoothing_A, lower "
+                               "simulate.label.threshold_rad or use larger particles")
     with atomic_path(out_dir, is_dir=True) as tmp:
-        write_h5(tmp / "exitwaves.h5",
-                 {"waves": np.stack([r["waves"] for r in results]),
-                  "masks": np.stack([r["mask"] for r in results]),
-                  "zero_defocus_A": np.array([r["zero_defocus_A"] for r in results]),
-                  "scene_id": np.array([t["scene_id"] for t in tasks], np.int64),
-                  "split": np.array([t["split"] for t in tasks])},
-                 {"sampling_A": float(sim["output_sampling_A"]), "energy_eV": float(sim["energy_keV"]) * 1e3,
-                  "Cs_mm_calibration": float(params["imaging"]["Cs_mm"]), "units_waves": "vacuum = 1",
-                  "params_hash": stable_hash(sim)})
-        write_json(tmp / "summary.json", {  # no timings here: same params, same bytes
-            "n_scenes": len(results),
-            "mask_fraction_mean": float(np.mean([r["mask"].mean() for r in results])),
-            "zero_defocus_A": [r["zero_defocus_A"] for r in results],
-            "particle_phase_max_rad": [r["particle_phase_max_rad"] for r in results]})
+        for g in groups:
+            (tmp / g).mkdir(parents=True, exist_ok=True)
+            _write_group(params, tasks[g], results[g], tmp / g)
+
+
+def _write_group(params: dict, tasks: list[dict], results: list[dict], tmp: Path) -> None:
+    sim = params["simulate"]
+    write_h5(tmp / "exitwaves.h5",
+             {"waves": np.stack([r["waves"] for r in results]),
+              "masks": np.stack([r["mask"] for r in results]),
+              "zero_defocus_A": np.array([r["zero_defocus_A"] for r in results]),
+              "scene_id": np.array([t["scene_id"] for t in tasks], np.int64),
+              "split": np.array([t["split"] for t in tasks])},
+             {"sampling_A": float(sim["output_sampling_A"]), "energy_eV": float(sim["energy_keV"]) * 1e3,
+              "Cs_mm_calibration": float(params["imaging"]["Cs_mm"]), "units_waves": "vacuum = 1",
+              "params_hash": stable_hash(sim)})
+    write_json(tmp / "summary.json", {  # no timings here: same params, same bytes
+        "n_scenes": len(results),
+        "mask_fraction_mean": float(np.mean([r["mask"].mean() for r in results])),
+        "zero_defocus_A": [r["zero_defocus_A"] for r in results],
+        "particle_phase_max_rad": [r["particle_phase_max_rad"] for r in results]})
 
 
 main = entry("simulate", __doc__, lambda p, a: write_exitwaves(p, a.structures, a.out),
