@@ -90,6 +90,9 @@ def test_headline_numbers():
     assert h["hardest_domain_excess_loss"] == pytest.approx(0.7 - (0.35 + 0.3) / 2)
     assert h["hardest_domain_model_ood_std_rank"] is None  # no model was pretrained on c
     assert h["min_ood_shift"] == pytest.approx(-0.1) and h["min_ood_shift_pair"] == "a-to-c"
+    assert h["in_domain_loss_by_domain"] == {"a": pytest.approx(0.2), "b": pytest.approx(0.2)}
+    # a target's loss after transfer: over the rows that transfer to it and have models (b -> c has none)
+    assert h["target_loss_after_transfer"] == {"a": None, "b": pytest.approx(0.1), "c": pytest.approx(0.2)}
     rows_p = np.nanstd(agg["P"], axis=0).mean()
     assert h["row_spread_ratio"] == pytest.approx(np.nanstd(agg["T"], axis=0).mean() / rows_p, rel=1e-4)
 

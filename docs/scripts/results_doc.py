@@ -1,7 +1,7 @@
 """Write the tables of docs/results.md and the README's "What the default run shows" from committed
 metrics, so neither can drift from the runs.
 
-    python docs/scripts/results_doc.py collect NAME=EXPERIMENT ...   # snapshot dvc experiments' ood.json
+    python docs/scripts/results_doc.py collect NAME=EXPERIMENT ...   # snapshot dvc experiments' metrics, figures
     python docs/scripts/results_doc.py write                         # regenerate the tables in place
     python docs/scripts/results_doc.py check                         # exit 1 if a table is stale (tested)
 
@@ -19,7 +19,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs/results/runs.json"
-TARGETS = {"docs/results.md": ("presets", "numerics"), "README.md": ("default",)}
+TARGETS = {"docs/results.md": ("presets", "numerics", "conditions", "dose", "structures"), "README.md": ("default",)}
+#: The study's numbers for the series it reports outside its defocus matrices (paper_loss units):
+#: Fig. 9.1, the dose series' diagonal after pretraining; Fig. 9.2, the extremes of the structure series'
+#: in-domain losses (CdSe best, C worst).
+STUDY_DOSE_DIAGONAL = {30: 0.053, 75: 0.026, 150: 0.018, 300: 0.014, 600: 0.012}
+STUDY_STRUCTURE_IN_DOMAIN = {"CdSe-wurtzite": 0.004, "C-diamond": 0.077}
+#: The figures `collect` copies from an experiment to docs/results/<name>/.
+FIGURES = ("generalization.png", "domain_loss.png", "transfer_conditions.png")
 
 
 def _load_runs() -> list[dict]:
@@ -60,11 +67,15 @@ HEADER = ("| run | command | wall (2 cores) | seeds | 1: failing-row PG ≥ 0.04
           "| 4: distant shift ≤ -0.03 | in-domain ≤ 0.03 | held | figure |")
 
 
+def _kind(runs: list[dict], kind: str) -> list[dict]:
+    return [r for r in runs if r.get("kind", "defocus") == kind]
+
+
 def presets_table(runs: list[dict]) -> str:
     lines = [HEADER, "|" + "---|" * 12]
     lines.append("| the study (7,200 models, medians) | | | 3 | " + " | ".join(_study_cells(runs[0]["head"]))
                  + " | 6/6 | |")
-    for r in runs:
+    for r in _kind(runs, "defocus"):
         h = r["head"]
         lines.append(f"| {r['name']} | `{r['command']}` | {r['wall']} | {r['seeds']} | " + " | ".join(_cells(h))
                      + f" | {h['scorecard_held']}/{h['scorecard_total']} | {r.get('figure', '')} |")
@@ -72,7 +83,7 @@ def presets_table(runs: list[dict]) -> str:
 
 
 def default_summary(runs: list[dict]) -> str:
-    r = next(r for r in runs if r["name"] == "default, seed 0")
+    r = next(r for r in runs if r["metrics"] == "metrics/ood.json")
     h = r["head"]
     lines = [f"From the committed `metrics/ood.json` (`dvc repro` from a fresh clone: {r['wall'].split(' (')[0]} on "
              f"2 cores), {h['scorecard_held']} of the {h['scorecard_total']} measures meet issue 19's thresholds:", ""]
@@ -85,21 +96,15 @@ def default_summary(runs: list[dict]) -> str:
 
 
 def _curves(path: str) -> dict[str, list[float]]:
-    p = ROOT / path
-    if p.is_file():
-        return {d: [c["val_loss"] for c in rows] for d, rows in json.loads(p.read_text()).items()}
-    return {d: [c["val_loss"] for c in json.loads((ROOT / f"metrics/curves/pretrain/{d}.json").read_text())]
-            for d in json.loads((ROOT / "metrics/ood.json").read_text())["ood_std_pretrain"]}
+    return {d: [c["val_loss"] for c in rows] for d, rows in json.loads((ROOT / path).read_text()).items()}
 
 
 def numerics_table(runs: list[dict]) -> str:
     """bf16 against float32 (same seed) beside seed 1 against seed 0 (both bf16): the largest difference of
     the pretraining validation loss over the epochs, and of the OOD std after pretraining."""
-    base, fp32, s1 = _curves("metrics/curves/pretrain"), _curves("docs/results/default-fp32-pretrain-curves.json"), \
-        _curves("docs/results/default-s1-pretrain-curves.json")
-    heads = {r["name"]: r["head"] for r in runs}
-    h0, h32 = heads["default, seed 0"], heads["default, float32 training (numerics check of bf16)"]
-    h1 = heads["default, seed 1"]
+    base, fp32, s1 = (_curves(f"docs/results/default-{k}-pretrain-curves.json") for k in ("s0-bf16", "fp32", "s1"))
+    heads = {r["metrics"]: r["head"] for r in runs}
+    h0, h32, h1 = (heads[f"docs/results/default-{k}.json"] for k in ("s0-bf16", "fp32", "s1"))
     lines = ["| pretraining domain | max abs. diff. of validation loss over the epochs: bf16 vs float32 (seed 0) "
              "| the same: seed 1 vs seed 0 (bf16) | OOD std after pretraining: bf16 / float32 / seed 1 |",
              "|---|---|---|---|"]
@@ -111,8 +116,73 @@ def numerics_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _run_line(r: dict) -> str:
+    return f"`{r['command']}` ({r['wall']}, seeds {r['seeds']})"
+
+
+def conditions_table(runs: list[dict]) -> str:
+    """Phenomenon 5: the loss on the target after transfer by condition, beside the study's Fig. 6.1."""
+    from hrtem_ood.reference import load_study_medians
+
+    study = load_study_medians()["fig6_1"]
+    lines = []
+    for r in _kind(runs, "phenomenon5"):
+        tc, timing = r["head"]["transfer_conditions"], json.loads((ROOT / r["timing"]).read_text())
+        lines += [f"{r['name']}: {_run_line(r)}, {tc['n_models']} transfer models (0 nm targets left out).", "",
+                  "| condition | this run | the study |", "|---|---|---|"]
+        for key, title in (("by_transfer_size", "transfer images"), ("by_freeze", "frozen part"),
+                           ("by_lr_pretrain_transfer", "LR pretrain -> transfer")):
+            ours, theirs = tc[key], study[key]
+            for cond in list(ours) + [c for c in theirs if c not in ours]:
+                lines.append(f"| {title}: {cond} | {_fmt(ours.get(cond))} | {_fmt(theirs.get(cond))} |")
+        lines.append(f"| loss falls with the transfer size | {_fmt(tc['loss_falls_with_transfer_size'])} | yes |")
+        lines.append(f"| frozen encoder's cost in loss | {_fmt(tc['freeze_encoder_loss_cost'])} | "
+                     f"{_fmt(study['by_freeze']['encoder'] - study['by_freeze']['none'])} |")
+        lines.append(f"| training time saved by freezing the encoder (median over matched models; "
+                     f"`metrics/timing.json`) | {timing['freeze_encoder_time_saving']:.0%} | 15-25% |")
+        lines.append(f"| training time saved by freezing the decoder | {timing['freeze_decoder_time_saving']:.0%} | |")
+    return "\n".join(lines)
+
+
+def dose_table(runs: list[dict]) -> str:
+    """The dose series: each dose's own loss after pretraining beside the study's Fig. 9.1 diagonal, and the
+    loss on each target after transfer (mean over the rows transferring to it) against its diagonal."""
+    lines = []
+    for r in _kind(runs, "dose"):
+        h = r["head"]
+        lines += [f"{r['name']}: {_run_line(r)}.", "",
+                  "| dose (e-/Å²) | in-domain after pretraining | the study | on this target after transfer "
+                  "| after transfer / diagonal |", "|---|---|---|---|---|"]
+        for d, own in h["in_domain_loss_by_domain"].items():
+            dose = int(d.removeprefix("dose"))
+            after = h["target_loss_after_transfer"].get(d)
+            ratio = f"{after / own:.2f}" if after is not None and own else "n/a"
+            lines.append(f"| {dose} | {_fmt(own)} | {_fmt(STUDY_DOSE_DIAGONAL.get(dose))} | {_fmt(after)} | {ratio} |")
+    return "\n".join(lines)
+
+
+def structures_table(runs: list[dict]) -> str:
+    """The structure series: each lattice and size's own loss after pretraining, and its loss as a target
+    after transfer; the study's in-domain loss where it states it."""
+    from hrtem_ood.presets import read_preset
+
+    lines = []
+    for r in _kind(runs, "structures"):
+        h, domains = r["head"], read_preset(r["preset"], ROOT / "presets")["domains"]
+        lines += [f"{r['name']}: {_run_line(r)}.", "",
+                  "| domain | lattice | diameter (Å) | in-domain after pretraining | the study (in-domain) "
+                  "| on this target after transfer |", "|---|---|---|---|---|---|"]
+        for d, own in h["in_domain_loss_by_domain"].items():
+            st = domains[d]["structure"]
+            mat, size = st["material"], "-".join(f"{v:g}" for v in st["diameter_A"])
+            lines.append(f"| {d} | {mat} | {size} | {_fmt(own)} | {_fmt(STUDY_STRUCTURE_IN_DOMAIN.get(mat))} "
+                         f"| {_fmt(h['target_loss_after_transfer'].get(d))} |")
+    return "\n".join(lines)
+
+
 def render(name: str, runs: list[dict]) -> str:
-    return {"presets": presets_table, "numerics": numerics_table, "default": default_summary}[name](runs)
+    return {"presets": presets_table, "numerics": numerics_table, "default": default_summary,
+            "conditions": conditions_table, "dose": dose_table, "structures": structures_table}[name](runs)
 
 
 def _replace(text: str, name: str, body: str, path: str) -> str:
@@ -137,6 +207,12 @@ def main(argv: list[str]) -> int:
             head["experiment"] = {"name": exp, "rev": revs[exp],
                                   "train.seeds": dvc.api.params_show(repo=str(ROOT), rev=revs[exp])["train"]["seeds"]}
             (ROOT / "docs/results" / f"{name}.json").write_text(json.dumps(head, indent=1) + "\n")
+            timing = dvc.api.read("metrics/timing.json", repo=str(ROOT), rev=revs[exp])
+            (ROOT / "docs/results" / f"{name}-timing.json").write_text(timing)
+            (ROOT / "docs/results" / name).mkdir(exist_ok=True)
+            for fig in FIGURES:
+                data = dvc.api.read(f"plots/{fig}", repo=str(ROOT), rev=revs[exp], mode="rb")
+                (ROOT / "docs/results" / name / fig).write_bytes(data)
             curves = {d: json.loads(dvc.api.read(f"metrics/curves/pretrain/{d}.json", repo=str(ROOT), rev=revs[exp]))
                       for d in dvc.api.params_show(repo=str(ROOT), rev=revs[exp])["pretrain"]["domains"]}
             (ROOT / "docs/results" / f"{name}-pretrain-curves.json").write_text(json.dumps(curves) + "\n")

@@ -210,6 +210,11 @@ def headline(agg: dict) -> dict:
         "transfer_loss_row_spread": row_tr,
         "n_pairs": len(off),
         "ood_std_pretrain": {p: r(pg[i]) for i, p in enumerate(pres)},
+        # the dose and structure series compare these with the study: each pretraining domain's own loss,
+        # and each target's loss after transfer (mean over the rows that transfer to it)
+        "in_domain_loss_by_domain": {p: r(v) for p, v in zip(pres, in_pre, strict=True)},
+        "target_loss_after_transfer": {d: m([agg["T"][i, t] for i, t in off if t == j])
+                                       for j, d in enumerate(doms) if any(t == j for _, t in off)},
         "ood_std_pretrain_range": r(np.nanmax(pg) - np.nanmin(pg)) if np.any(np.isfinite(pg)) else None,
         "row_spread_ratio": r(_row_spread_ratio(agg)) if row_pre and np.any(np.isfinite(in_tr)) else None,
         "hardest_domain": hardest,
