@@ -235,7 +235,7 @@ def _transfer_row(t, n, freeze, v, seed=0, lrp=1e-3, lrt=1e-4, seconds=None, e=N
 
 def test_transfer_conditions_by_hand():
     """Phenomenon 5: each model's loss on its own target, 0 nm targets left out, reduced per condition."""
-    from hrtem_ood.aggregation import transfer_conditions
+    from hrtem_ood.conditions import transfer_conditions
 
     defocus = {"a": -10.0, "b": 10.0, "z": 0.0}
     rows = [_transfer_row("b", 64, "none", 0.03), _transfer_row("b", 64, "encoder", 0.05),
@@ -254,7 +254,7 @@ def test_transfer_conditions_by_hand():
 
 
 def test_training_seconds_matches_frozen_and_unfrozen_models():
-    from hrtem_ood.aggregation import training_seconds
+    from hrtem_ood.conditions import training_seconds
 
     rows = [_transfer_row("b", 64, "none", 0.1, seconds=10.0), _transfer_row("b", 64, "encoder", 0.1, seconds=8.0),
             _transfer_row("b", 128, "none", 0.1, seconds=20.0), _transfer_row("b", 128, "encoder", 0.1, seconds=14.0),

@@ -123,6 +123,7 @@ def _run_line(r: dict) -> str:
 
 def conditions_table(runs: list[dict]) -> str:
     """Phenomenon 5: the loss on the target after transfer by condition, beside the study's Fig. 6.1."""
+    from hrtem_ood.conditions import CONDITION_PANELS
     from hrtem_ood.reference import load_study_medians
 
     study = load_study_medians()["fig6_1"]
@@ -131,8 +132,7 @@ def conditions_table(runs: list[dict]) -> str:
         tc, timing = r["head"]["transfer_conditions"], json.loads((ROOT / r["timing"]).read_text())
         lines += [f"{r['name']}: {_run_line(r)}, {tc['n_models']} transfer models (0 nm targets left out).", "",
                   "| condition | this run | the study |", "|---|---|---|"]
-        for key, title in (("by_transfer_size", "transfer images"), ("by_freeze", "frozen part"),
-                           ("by_lr_pretrain_transfer", "LR pretrain -> transfer")):
+        for key, title in CONDITION_PANELS:
             ours, theirs = tc[key], study[key]
             for cond in list(ours) + [c for c in theirs if c not in ours]:
                 lines.append(f"| {title}: {cond} | {_fmt(ours.get(cond))} | {_fmt(theirs.get(cond))} |")

@@ -8,16 +8,8 @@ from __future__ import annotations
 import operator
 from pathlib import Path
 
-from .aggregation import (
-    aggregate_as_params,
-    conditions_table,
-    grid_files,
-    headline,
-    phenomena,
-    plot_tables,
-    training_seconds,
-    transfer_conditions,
-)
+from .aggregation import aggregate_as_params, grid_files, headline, phenomena, plot_tables
+from .conditions import conditions_table, training_seconds, transfer_conditions
 from .domains import domain_defocus_nm
 from .io import read_json, write_json
 from .plots import (
