@@ -19,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs/results/runs.json"
-TARGETS = {"docs/results.md": ("presets", "numerics", "conditions", "dose", "structures"), "README.md": ("default",)}
+TARGETS = {"docs/results.md": ("presets", "numerics", "conditions", "dose", "structures"), "README.md": ("default",),
+           "docs/ablations/optimizer.md": ("probes",)}
 #: The study's numbers for the series it reports outside its defocus matrices (paper_loss units):
 #: Fig. 9.1, the dose series' diagonal after pretraining; Fig. 9.2, the extremes of the structure series'
 #: in-domain losses (CdSe best, C worst).
@@ -105,15 +106,45 @@ def numerics_table(runs: list[dict]) -> str:
     base, fp32, s1 = (_curves(f"docs/results/default-{k}-pretrain-curves.json") for k in ("s0-bf16", "fp32", "s1"))
     heads = {r["metrics"]: r["head"] for r in runs}
     h0, h32, h1 = (heads[f"docs/results/default-{k}.json"] for k in ("s0-bf16", "fp32", "s1"))
-    h_avx2 = heads["metrics/ood.json"]
+    h_avx2 = heads["docs/results/default-v19-avx2.json"]
     lines = ["| pretraining domain | max abs. diff. of validation loss over the epochs: bf16 vs float32 (seed 0) "
              "| the same: seed 1 vs seed 0 (bf16) | OOD std after pretraining: bf16 / float32 / seed 1 "
-             "| the same, float32 on the AVX2 CPU (committed) |", "|---|---|---|---|---|"]
+             "| the same, float32 on the AVX2 CPU |", "|---|---|---|---|---|"]
     for d in base:
         dq = max(abs(a - b) for a, b in zip(base[d], fp32[d], strict=True))
         ds = max(abs(a - b) for a, b in zip(base[d], s1[d], strict=True))
         pg = " / ".join(_fmt(h["ood_std_pretrain"][d]) for h in (h0, h32, h1))
         lines.append(f"| {d} | {dq:.4f} | {ds:.4f} | {pg} | {_fmt(h_avx2['ood_std_pretrain'][d])} |")
+    return "\n".join(lines)
+
+
+PROBES = ROOT / "docs/ablations/pretrain-probes.jsonl"
+PROBE_DOMAINS = ("dfm10", "dfp10")
+
+
+def _probe_row(name: str, overrides: str, models: dict, wall: str) -> str:
+    """One probe: each domain's in-domain loss / OOD std / best epoch, and the mean in-domain loss."""
+    cells = [f"{_fmt(models[d]['in_domain'])} / {_fmt(models[d]['ood_std'])} / {models[d]['best_epoch']}"
+             for d in PROBE_DOMAINS]
+    mean = sum(models[d]["in_domain"] for d in PROBE_DOMAINS) / len(PROBE_DOMAINS)
+    return f"| {name} | {overrides} | " + " | ".join(cells) + f" | {_fmt(round(mean, 4))} | {wall} |"
+
+
+def probes_table(runs: list[dict]) -> str:
+    """Pretraining-only probes (docs/scripts/pretrain_probe.py) against the stage numbers of the params they
+    started from (issue 19's default, committed float32 run on the AVX2 CPU)."""
+    base = next(r["head"] for r in runs if r["metrics"] == "docs/results/default-v19-avx2.json")
+    lines = ["| probe | overrides of issue 19's default | " + " | ".join(
+        f"{d}: in-domain / OOD std / best epoch" for d in PROBE_DOMAINS) + " | mean in-domain | wall |",
+        "|---|---|---|---|---|---|"]
+    models = {d: {"in_domain": base["in_domain_loss_by_domain"][d], "ood_std": base["ood_std_pretrain"][d],
+                  "best_epoch": "-"} for d in PROBE_DOMAINS}
+    lines.append(_probe_row("issue 19's default (its `pretrain` stages, 2 threads)",
+                            "none (lr 0.001, decay 0.99, ce, 50 epochs)", models, ""))
+    for line in PROBES.read_text().splitlines():
+        pr = json.loads(line)
+        over = ", ".join(f"{k}={v}" for k, v in pr["overrides"].items())
+        lines.append(_probe_row(pr["name"], over, pr, f"{pr['wall_s']} s"))
     return "\n".join(lines)
 
 
@@ -184,7 +215,8 @@ def structures_table(runs: list[dict]) -> str:
 
 def render(name: str, runs: list[dict]) -> str:
     return {"presets": presets_table, "numerics": numerics_table, "default": default_summary,
-            "conditions": conditions_table, "dose": dose_table, "structures": structures_table}[name](runs)
+            "conditions": conditions_table, "dose": dose_table, "structures": structures_table,
+            "probes": probes_table}[name](runs)
 
 
 def _replace(text: str, name: str, body: str, path: str) -> str:

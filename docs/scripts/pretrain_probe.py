@@ -1,0 +1,54 @@
+"""A pretraining-only probe of the default params: train a few domains' pretraining models side by side
+(one thread each) with some params overridden, and print each model's in-domain loss and OOD std.
+
+    python docs/scripts/pretrain_probe.py NAME '{"pretrain.lr": 0.003, "train.loss": "softmax_ce"}' [dfm10,dfp10]
+
+Needs the default's data (`dvc repro` or `dvc pull` first). It trains what a pretraining stage trains,
+with the same code (hrtem_ood.grid.stage_jobs and run_job), but one thread per model, so its numbers are
+close to, not byte-identical with, the stage's (2 threads). One JSON line per probe is appended to
+docs/ablations/pretrain-probes.jsonl; docs/ablations/optimizer.md quotes them.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from hrtem_ood.grid import run_job, stage_jobs
+from hrtem_ood.params import load_params
+
+ROOT = Path(__file__).resolve().parents[2]
+LOG = ROOT / "docs/ablations/pretrain-probes.jsonl"
+
+
+def probe(name: str, overrides: dict, domains: list[str]) -> dict:
+    params = load_params(ROOT / "params.yaml")
+    for key, value in overrides.items():
+        section, sub = key.split(".", 1)
+        params[section][sub] = value
+    jobs = [dict(job, threads=1) for d in domains for job in stage_jobs(params, "pretrain", d, ROOT / "data/domains")]
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = list(pool.map(run_job, jobs))
+    out = {"name": name, "overrides": overrides, "wall_s": round(time.perf_counter() - t0)}
+    for job, res in zip(jobs, results, strict=True):
+        loss = {r["eval_domain"]: r["value"] for r in res["rows"] if r["metric"] == "paper_loss"}
+        ood = [v for d, v in loss.items() if d not in params["aggregate"]["exclude_from_std"]]
+        out[job["pretrain_domain"]] = {"in_domain": loss[job["pretrain_domain"]],
+                                       "ood_std": round(float(np.std(ood)), 4),
+                                       "best_epoch": res["rows"][0]["epoch"], "loss_0nm": loss.get("df0")}
+    return out
+
+
+if __name__ == "__main__":
+    domains = sys.argv[3].split(",") if len(sys.argv) > 3 else ["dfm10", "dfp10"]
+    result = probe(sys.argv[1], json.loads(sys.argv[2]), domains)
+    print(json.dumps(result))
+    with open(LOG, "a") as fh:
+        fh.write(json.dumps(result) + "\n")
