@@ -2,6 +2,7 @@
 (one thread each) with some params overridden, and print each model's in-domain loss and OOD std.
 
     python docs/scripts/pretrain_probe.py NAME '{"pretrain.lr": 0.003, "train.loss": "softmax_ce"}' [dfm10,dfp10]
+    python docs/scripts/pretrain_probe.py --measure DIR   # the pretraining measures of DIR/<domain>.csv
 
 Needs the default's data (`dvc repro` or `dvc pull` first). It trains what a pretraining stage trains,
 with the same code (hrtem_ood.grid.stage_jobs and run_job), but one thread per model, so its numbers are
@@ -11,6 +12,7 @@ docs/ablations/pretrain-probes.jsonl; docs/ablations/optimizer.md quotes them.
 
 from __future__ import annotations
 
+import csv
 import json
 import multiprocessing
 import sys
@@ -46,7 +48,31 @@ def probe(name: str, overrides: dict, domains: list[str]) -> dict:
     return out
 
 
+def measure(results_dir: Path) -> dict:
+    """The scorecard's pretraining-only measures (phenomena 1, 3a, 3b and the in-domain loss, as
+    hrtem_ood.aggregation defines them for one model per cell) from a folder of pretraining results
+    tables, e.g. a seed's `pretrain` stages run as an experiment without its transfer stages."""
+    params = load_params(ROOT / "params.yaml")
+    excluded = params["aggregate"]["exclude_from_std"]
+    loss = {}
+    for d in params["pretrain"]["domains"]:
+        with open(results_dir / f"{d}.csv") as fh:
+            loss[d] = {r["eval_domain"]: float(r["value"]) for r in csv.DictReader(fh) if r["metric"] == "paper_loss"}
+    pg = {d: float(np.std([v for e, v in row.items() if e not in excluded])) for d, row in loss.items()}
+    column = {e: float(np.median([row[e] for row in loss.values()])) for e in next(iter(loss.values()))}
+    failing = max(pg, key=pg.get)
+    return {"failing_row": failing, "failing_row_ood_std": round(pg[failing], 4),
+            "ood_std_pretrain": {d: round(v, 4) for d, v in pg.items()},
+            "hardest_domain_by_median": max(column, key=column.get),
+            "zero_nm_model_ood_std_rank": sorted(pg, key=pg.get).index("df0") + 1,
+            "in_domain_loss_excl_0nm": round(float(np.mean([loss[d][d] for d in loss if d not in excluded])), 4),
+            "in_domain_loss_by_domain": {d: round(loss[d][d], 4) for d in loss}}
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--measure":
+        print(json.dumps(measure(Path(sys.argv[2]))))
+        sys.exit(0)
     domains = sys.argv[3].split(",") if len(sys.argv) > 3 else ["dfm10", "dfp10"]
     result = probe(sys.argv[1], json.loads(sys.argv[2]), domains)
     print(json.dumps(result))
