@@ -12,16 +12,18 @@ docs/ablations/pretrain-probes.jsonl; docs/ablations/optimizer.md quotes them.
 
 from __future__ import annotations
 
-import csv
 import json
 import multiprocessing
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from hrtem_ood.aggregation import aggregate_as_params, phenomena, read_results
+from hrtem_ood.domains import domain_defocus_nm
 from hrtem_ood.grid import run_job, stage_jobs
 from hrtem_ood.params import load_params
 
@@ -49,24 +51,17 @@ def probe(name: str, overrides: dict, domains: list[str]) -> dict:
 
 
 def measure(results_dir: Path) -> dict:
-    """The scorecard's pretraining-only measures (phenomena 1, 3a, 3b and the in-domain loss, as
-    hrtem_ood.aggregation defines them for one model per cell) from a folder of pretraining results
-    tables, e.g. a seed's `pretrain` stages run as an experiment without its transfer stages."""
+    """The scorecard's pretraining-only measures (phenomena 1, 3a, 3b and the in-domain loss), computed by
+    hrtem_ood.aggregation as the aggregate stage does, from a folder of pretraining results tables, e.g. a
+    seed's `pretrain` stages run as an experiment without its transfer stages."""
     params = load_params(ROOT / "params.yaml")
-    excluded = params["aggregate"]["exclude_from_std"]
-    loss = {}
-    for d in params["pretrain"]["domains"]:
-        with open(results_dir / f"{d}.csv") as fh:
-            loss[d] = {r["eval_domain"]: float(r["value"]) for r in csv.DictReader(fh) if r["metric"] == "paper_loss"}
-    pg = {d: float(np.std([v for e, v in row.items() if e not in excluded])) for d, row in loss.items()}
-    column = {e: float(np.median([row[e] for row in loss.values()])) for e in next(iter(loss.values()))}
-    failing = max(pg, key=pg.get)
-    return {"failing_row": failing, "failing_row_ood_std": round(pg[failing], 4),
-            "ood_std_pretrain": {d: round(v, 4) for d, v in pg.items()},
-            "hardest_domain_by_median": max(column, key=column.get),
-            "zero_nm_model_ood_std_rank": sorted(pg, key=pg.get).index("df0") + 1,
-            "in_domain_loss_excl_0nm": round(float(np.mean([loss[d][d] for d in loss if d not in excluded])), 4),
-            "in_domain_loss_by_domain": {d: round(loss[d][d], 4) for d in loss}}
+    rows = [row for d in params["pretrain"]["domains"] for row in read_results(results_dir / f"{d}.csv")]
+    with warnings.catch_warnings():  # no transfer rows: the transfer measures are NaN, and numpy says so
+        warnings.simplefilter("ignore", RuntimeWarning)
+        found = phenomena(aggregate_as_params(params, rows), domain_defocus_nm(params))
+    keys = ("failing_row", "failing_row_ood_std", "hardest_domain_by_median", "zero_nm_hardest",
+            "zero_nm_model_ood_std_rank", "in_domain_loss_excl_0nm")
+    return {k: found.get(k) for k in keys}
 
 
 if __name__ == "__main__":
