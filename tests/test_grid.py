@@ -1,5 +1,7 @@
 """The condition grid of the training stages: its cartesian product, names, initial models and limits."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 from conftest import REPO
@@ -73,3 +75,66 @@ def test_the_paper_preset_is_the_studys_grid_of_144_models_per_cell():
     assert grid.models_per_stage(p, "transfer") == 144  # 2 x 2 LRs x 3 frozen parts x 4 sizes x 3 seeds
     assert grid.models_per_stage(p, "pretrain") == 6  # 2 pretraining LRs x 3 seeds
     assert sorted(grid.values(p["transfer"]["n_images"])) == [64, 128, 256, 512]
+
+
+WORKER = '''
+import os, sys, time
+from pathlib import Path
+
+def record_and_wait(job):
+    Path(job["out"], f"{os.getpid()}.pid").write_text("")
+    time.sleep(job["sleep_s"])
+    return os.getpid()
+
+if __name__ == "__main__":
+    from hrtem_ood.grid import _run_locally
+    jobs = [{"train": {"parallel_models": 2}, "out": sys.argv[1], "sleep_s": float(sys.argv[2])}] * 2
+    _run_locally(jobs, fn=record_and_wait)
+'''
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for a parent that does not reap it counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def _stage_with_workers(tmp_path, sleep_s: float):
+    """A stand-in stage process whose two side-by-side workers record their pids, then sleep."""
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "stage.py").write_text(WORKER)
+    out = tmp_path / "pids"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "stage.py"), str(out), str(sleep_s)], cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("*.pid"))) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.1)
+    return proc, [int(f.stem) for f in out.glob("*.pid")]
+
+
+def _gone_within(pids: list[int], seconds: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(_alive(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+def test_stopping_a_stage_stops_its_workers(tmp_path, signal_name):
+    """`kill` (SIGTERM) of a stage terminates its spawned workers; after SIGKILL they exit on their own.
+    Before, both left the workers training as orphans, taking the CPU from the next run."""
+    import signal
+
+    proc, pids = _stage_with_workers(tmp_path, 120)
+    proc.send_signal(getattr(signal, signal_name))
+    proc.wait(timeout=30)
+    assert _gone_within(pids, 10), f"workers {pids} outlived their stage"

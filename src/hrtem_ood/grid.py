@@ -108,18 +108,48 @@ def run_job(job: dict) -> dict:
     return train_one_model(job)
 
 
-def _run_locally(jobs: list[dict]) -> list[dict]:
+def _exit_with_parent(parent_pid: int) -> None:
+    """A local worker's initializer: exit as soon as the stage process that spawned it is gone (killed with
+    SIGKILL, say), so that no worker trains on as an orphan."""
+    import os
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _run_locally(jobs: list[dict], fn=run_job) -> list[dict]:
     """One after another in this process, or ``train.parallel_models`` side by side in spawned worker
     processes (each pays the start-up once; on 2 cores two 1-thread models train 1.5x faster than one
-    2-thread model after another: benchmarks/training_speed.py)."""
+    2-thread model after another: benchmarks/training_speed.py).
+
+    A SIGTERM to the stage process (``kill``, a scheduler's time limit) stops its workers too: it becomes
+    ``SystemExit``, and leaving the pool terminates them. Workers also exit when the stage process dies."""
     n = side_by_side(jobs[0]["train"], len(jobs))
     if n <= 1:
-        return [run_job(job) for job in jobs]
+        return [fn(job) for job in jobs]
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    import os
+    import signal
+    import sys
+    import threading
 
-    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(run_job, jobs))
+    def stop(signum, frame):
+        sys.exit(128 + signum)
+
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
+    try:
+        with multiprocessing.get_context("spawn").Pool(n, _exit_with_parent, (os.getpid(),)) as pool:
+            return list(pool.imap(fn, jobs, chunksize=1))
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curves_out: Path) -> None:
