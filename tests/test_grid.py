@@ -130,7 +130,7 @@ def _gone_within(pids: list[int], seconds: float) -> bool:
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
 def test_stopping_a_stage_stops_its_workers(tmp_path, signal_name):
-    """`kill` (SIGTERM) of a stage terminates its spawned workers; after SIGKILL they exit on their own.
+    """After `kill` of a stage (SIGTERM, or SIGKILL) its spawned workers exit on their own.
     Before, both left the workers training as orphans, taking the CPU from the next run."""
     import signal
 
@@ -138,3 +138,29 @@ def test_stopping_a_stage_stops_its_workers(tmp_path, signal_name):
     proc.send_signal(getattr(signal, signal_name))
     proc.wait(timeout=30)
     assert _gone_within(pids, 10), f"workers {pids} outlived their stage"
+
+
+def test_a_dead_worker_fails_the_stage_instead_of_hanging_it(tmp_path):
+    """A worker killed from outside (for memory, say) ends the stage with an error, and the other worker
+    with it (a multiprocessing.Pool would wait for the lost job for ever)."""
+    import os
+    import signal
+
+    proc, pids = _stage_with_workers(tmp_path, 120)
+    os.kill(pids[0], signal.SIGKILL)
+    assert proc.wait(timeout=60) != 0
+    assert _gone_within(pids, 10), f"workers {pids} outlived their stage"
+
+
+def test_a_job_error_in_a_worker_is_raised_by_the_stage(tmp_path):
+    """The exception of a job that fails in a worker (here time.sleep(-1)) ends the stage with that
+    exception, not a hang or a generic error."""
+    import subprocess
+    import sys
+
+    (tmp_path / "stage.py").write_text(WORKER)
+    (tmp_path / "pids").mkdir()
+    run = subprocess.run([sys.executable, str(tmp_path / "stage.py"), str(tmp_path / "pids"), "-1"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    assert "ValueError: sleep length must be non-negative" in run.stderr

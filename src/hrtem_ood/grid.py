@@ -109,8 +109,8 @@ def run_job(job: dict) -> dict:
 
 
 def _exit_with_parent(parent_pid: int) -> None:
-    """A local worker's initializer: exit as soon as the stage process that spawned it is gone (killed with
-    SIGKILL, say), so that no worker trains on as an orphan."""
+    """A local worker's initializer: exit as soon as the stage process that spawned it is gone (stopped
+    with SIGTERM or SIGKILL, say), so that no worker trains on as an orphan."""
     import os
     import threading
     import time
@@ -123,33 +123,71 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _worker(conn, parent_pid: int, fn) -> None:
+    """A local training worker: run each job it is sent, send back ``(True, result)`` or ``(False,
+    exception)``, until it is sent None; exit if the stage process dies."""
+    _exit_with_parent(parent_pid)
+    while (job := conn.recv()) is not None:
+        try:
+            conn.send((True, fn(job)))
+        except Exception as exc:  # raised again in the stage process
+            conn.send((False, exc))
+
+
 def _run_locally(jobs: list[dict], fn=run_job) -> list[dict]:
     """One after another in this process, or ``train.parallel_models`` side by side in spawned worker
     processes (each pays the start-up once; on 2 cores two 1-thread models train 1.5x faster than one
     2-thread model after another: benchmarks/training_speed.py).
 
-    A SIGTERM to the stage process (``kill``, a scheduler's time limit) stops its workers too: it becomes
-    ``SystemExit``, and leaving the pool terminates them. Workers also exit when the stage process dies."""
+    The workers exit when the stage process dies, and a worker that dies (killed for memory, say) fails
+    the stage at once. (concurrent.futures' pool could miss a dead worker and wait for ever: it watches
+    the workers it had when it last woke, and spawns them one per job.)"""
     n = side_by_side(jobs[0]["train"], len(jobs))
     if n <= 1:
         return [fn(job) for job in jobs]
     import multiprocessing
     import os
-    import signal
-    import sys
-    import threading
+    from multiprocessing.connection import wait
 
-    def stop(signum, frame):
-        sys.exit(128 + signum)
-
-    main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
-    previous = signal.signal(signal.SIGTERM, stop) if main else None
+    ctx = multiprocessing.get_context("spawn")
+    workers = []
+    for _ in range(n):
+        here, there = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(there, os.getpid(), fn))
+        proc.start()
+        there.close()  # so that the worker's death reads as end-of-file here
+        workers.append((proc, here))
+    results, todo, busy = [None] * len(jobs), list(enumerate(jobs)), {}
     try:
-        with multiprocessing.get_context("spawn").Pool(n, _exit_with_parent, (os.getpid(),)) as pool:
-            return list(pool.imap(fn, jobs, chunksize=1))
+        idle = list(workers)
+        while todo or busy:
+            while todo and idle:
+                proc, conn = idle.pop()
+                i, job = todo.pop(0)
+                conn.send(job)
+                busy[conn] = (proc, i)
+            for conn in wait(list(busy)):
+                proc, i = busy.pop(conn)
+                try:
+                    ok, value = conn.recv()
+                except EOFError:
+                    proc.join(5)
+                    raise RuntimeError(f"a training worker (pid {proc.pid}) died (exit code {proc.exitcode}) while "
+                                       f"training job {i + 1} of {len(jobs)}; out of memory?") from None
+                if not ok:
+                    raise value
+                results[i] = value
+                idle.append((proc, conn))
+        for _, conn in workers:
+            conn.send(None)
+        for proc, _ in workers:
+            proc.join()
+        return results
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+        for proc, _ in workers:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
 
 
 def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curves_out: Path) -> None:
