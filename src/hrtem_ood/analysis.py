@@ -85,11 +85,12 @@ def _rho(x: float | None) -> str:
 
 
 def experiment_revs(exps: list[str] | None = None, repo: str | Path = ".") -> dict[str, str]:
-    """``{experiment name: commit}`` of the named experiments, or of all experiments."""
-    import dvc.api
+    """``{experiment name: commit}`` of the named experiments, or of all experiments, on any baseline commit
+    (seed experiments made before a later commit pool with those made after it)."""
+    from dvc.repo import Repo
 
-    rows = dvc.api.exp_show(repo=str(repo))
-    found = {r["Experiment"]: r["rev"] for r in rows if r.get("Experiment") and r.get("typ") != "baseline"}
+    with Repo(str(repo)) as dvc_repo:
+        found = {name: rev for exps in dvc_repo.experiments.ls(all_commits=True).values() for name, rev in exps}
     if not exps:
         if not found:
             raise UserError("no dvc experiments found (run some with `dvc exp run`)")
