@@ -102,16 +102,23 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
-def _stage_with_workers(tmp_path, sleep_s: float):
-    """A stand-in stage process whose two side-by-side workers record their pids, then sleep."""
-    import subprocess
+def _stage_command(tmp_path, sleep_s: float) -> list[str]:
+    """The command of a stand-in stage whose two side-by-side workers record their pids in tmp_path/pids,
+    then sleep ``sleep_s``."""
     import sys
-    import time
 
     (tmp_path / "stage.py").write_text(WORKER)
+    (tmp_path / "pids").mkdir()
+    return [sys.executable, str(tmp_path / "stage.py"), str(tmp_path / "pids"), str(sleep_s)]
+
+
+def _stage_with_workers(tmp_path, sleep_s: float):
+    """The stand-in stage, started, once both its workers are running."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(_stage_command(tmp_path, sleep_s), cwd=tmp_path)
     out = tmp_path / "pids"
-    out.mkdir()
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "stage.py"), str(out), str(sleep_s)], cwd=tmp_path)
     deadline = time.monotonic() + 60
     while len(list(out.glob("*.pid"))) < 2:
         assert proc.poll() is None and time.monotonic() < deadline, "the workers did not start"
@@ -156,11 +163,7 @@ def test_a_job_error_in_a_worker_is_raised_by_the_stage(tmp_path):
     """The exception of a job that fails in a worker (here time.sleep(-1)) ends the stage with that
     exception, not a hang or a generic error."""
     import subprocess
-    import sys
 
-    (tmp_path / "stage.py").write_text(WORKER)
-    (tmp_path / "pids").mkdir()
-    run = subprocess.run([sys.executable, str(tmp_path / "stage.py"), str(tmp_path / "pids"), "-1"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(_stage_command(tmp_path, -1), cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
     assert "ValueError: sleep length must be non-negative" in run.stderr
