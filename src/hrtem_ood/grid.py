@@ -109,8 +109,8 @@ def run_job(job: dict) -> dict:
 
 
 def _exit_with_parent(parent_pid: int) -> None:
-    """A local worker's initializer: exit as soon as the stage process that spawned it is gone (stopped
-    with SIGTERM or SIGKILL, say), so that no worker trains on as an orphan."""
+    """Called first in each local worker (``_worker``): exit as soon as the stage process that spawned it
+    is gone (stopped with SIGTERM or SIGKILL, say), so that no worker trains on as an orphan."""
     import os
     import threading
     import time
