@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs/results/runs.json"
 TARGETS = {"docs/results.md": ("presets", "numerics", "conditions", "dose", "structures"), "README.md": ("default",),
-           "docs/ablations/optimizer.md": ("probes",)}
+           "docs/ablations/optimizer.md": ("probes", "default_probes")}
 #: The study's numbers for the series it reports outside its defocus matrices (paper_loss units):
 #: Fig. 9.1, the dose series' diagonal after pretraining; Fig. 9.2, the extremes of the structure series'
 #: in-domain losses (CdSe best, C worst).
@@ -120,25 +120,50 @@ def numerics_table(runs: list[dict]) -> str:
 
 PROBES = ROOT / "docs/ablations/pretrain-probes.jsonl"
 PROBE_DOMAINS = ("dfm10", "dfp10")
+DEFAULT_PROBES = ROOT / "docs/ablations/default-probes.jsonl"
+DEFAULT_PROBE_DOMAINS = ("dfm10", "dfm5", "dfp5", "dfp10")  # the in-domain measure's domains (0 nm excluded)
 
 
-def _probe_row(name: str, overrides: str, models: dict, wall: str) -> str:
+def _probe_row(name: str, overrides: str, models: dict, wall: str, domains=PROBE_DOMAINS) -> str:
     """One probe: each domain's in-domain loss / OOD std / best epoch, and the mean in-domain loss."""
     cells = [f"{_fmt(models[d]['in_domain'])} / {_fmt(models[d]['ood_std'])} / {models[d]['best_epoch']}"
-             for d in PROBE_DOMAINS]
-    mean = sum(models[d]["in_domain"] for d in PROBE_DOMAINS) / len(PROBE_DOMAINS)
+             for d in domains]
+    mean = sum(models[d]["in_domain"] for d in domains) / len(domains)
     return f"| {name} | {overrides} | " + " | ".join(cells) + f" | {_fmt(round(mean, 4))} | {wall} |"
+
+
+def _probe_header(first: str, domains) -> list[str]:
+    return [f"| probe | {first} | " + " | ".join(f"{d}: in-domain / OOD std / best epoch" for d in domains)
+            + " | mean in-domain | wall |", "|" + "---|" * (len(domains) + 4)]
+
+
+def _stage_models(head: dict, domains) -> dict:
+    """A run's pretraining models as probe cells (best epochs are not in ood.json)."""
+    return {d: {"in_domain": head["in_domain_loss_by_domain"][d], "ood_std": head["ood_std_pretrain"][d],
+                "best_epoch": "-"} for d in domains}
+
+
+def default_probes_table(runs: list[dict]) -> str:
+    """Pretraining-only probes of the retuned default on the committed run's data and CPU, beside the
+    committed run's and the seed experiments' pretraining stages (2 threads per model)."""
+    lines = _probe_header("overrides of the default", DEFAULT_PROBE_DOMAINS)
+    for r in runs:
+        if r["metrics"] in ("metrics/ood.json", "docs/results/retuned-s1.json", "docs/results/retuned-s2.json"):
+            lines.append(_probe_row(f"{r['name']}: its `pretrain` stages", "none",
+                                    _stage_models(r["head"], DEFAULT_PROBE_DOMAINS), "", DEFAULT_PROBE_DOMAINS))
+    for line in DEFAULT_PROBES.read_text().splitlines():
+        pr = json.loads(line)
+        over = ", ".join(f"{k}={v}" for k, v in pr["overrides"].items())
+        lines.append(_probe_row(pr["name"], over, pr, f"{pr['wall_s']} s", DEFAULT_PROBE_DOMAINS))
+    return "\n".join(lines)
 
 
 def probes_table(runs: list[dict]) -> str:
     """Pretraining-only probes (docs/scripts/pretrain_probe.py) against the stage numbers of the params they
     started from (issue 19's default, committed float32 run on the AVX2 CPU)."""
     base = next(r["head"] for r in runs if r["metrics"] == "docs/results/default-v19-avx2.json")
-    lines = ["| probe | overrides of issue 19's default | " + " | ".join(
-        f"{d}: in-domain / OOD std / best epoch" for d in PROBE_DOMAINS) + " | mean in-domain | wall |",
-        "|---|---|---|---|---|---|"]
-    models = {d: {"in_domain": base["in_domain_loss_by_domain"][d], "ood_std": base["ood_std_pretrain"][d],
-                  "best_epoch": "-"} for d in PROBE_DOMAINS}
+    lines = _probe_header("overrides of issue 19's default", PROBE_DOMAINS)
+    models = _stage_models(base, PROBE_DOMAINS)
     lines.append(_probe_row("issue 19's default (its `pretrain` stages, 2 threads)",
                             "none (lr 0.001, decay 0.99, ce, 50 epochs)", models, ""))
     for line in PROBES.read_text().splitlines():
@@ -216,7 +241,7 @@ def structures_table(runs: list[dict]) -> str:
 def render(name: str, runs: list[dict]) -> str:
     return {"presets": presets_table, "numerics": numerics_table, "default": default_summary,
             "conditions": conditions_table, "dose": dose_table, "structures": structures_table,
-            "probes": probes_table}[name](runs)
+            "probes": probes_table, "default_probes": default_probes_table}[name](runs)
 
 
 def _replace(text: str, name: str, body: str, path: str) -> str:
