@@ -137,6 +137,16 @@ def _probe_header(first: str, domains) -> list[str]:
             + " | mean in-domain | wall |", "|" + "---|" * (len(domains) + 4)]
 
 
+def _logged_probe_rows(log: Path, domains) -> list[str]:
+    """A row per probe of a log written by docs/scripts/pretrain_probe.py, in the order they were run."""
+    rows = []
+    for line in log.read_text().splitlines():
+        pr = json.loads(line)
+        over = ", ".join(f"{k}={v}" for k, v in pr["overrides"].items())
+        rows.append(_probe_row(pr["name"], over, pr, f"{pr['wall_s']} s", domains))
+    return rows
+
+
 def _stage_models(head: dict, domains) -> dict:
     """A run's pretraining models as probe cells (best epochs are not in ood.json)."""
     return {d: {"in_domain": head["in_domain_loss_by_domain"][d], "ood_std": head["ood_std_pretrain"][d],
@@ -151,11 +161,7 @@ def default_probes_table(runs: list[dict]) -> str:
         if r["metrics"] in ("metrics/ood.json", "docs/results/retuned-s1.json", "docs/results/retuned-s2.json"):
             lines.append(_probe_row(f"{r['name']}: its `pretrain` stages", "none",
                                     _stage_models(r["head"], DEFAULT_PROBE_DOMAINS), "", DEFAULT_PROBE_DOMAINS))
-    for line in DEFAULT_PROBES.read_text().splitlines():
-        pr = json.loads(line)
-        over = ", ".join(f"{k}={v}" for k, v in pr["overrides"].items())
-        lines.append(_probe_row(pr["name"], over, pr, f"{pr['wall_s']} s", DEFAULT_PROBE_DOMAINS))
-    return "\n".join(lines)
+    return "\n".join(lines + _logged_probe_rows(DEFAULT_PROBES, DEFAULT_PROBE_DOMAINS))
 
 
 def probes_table(runs: list[dict]) -> str:
@@ -166,11 +172,7 @@ def probes_table(runs: list[dict]) -> str:
     models = _stage_models(base, PROBE_DOMAINS)
     lines.append(_probe_row("issue 19's default (its `pretrain` stages, 2 threads)",
                             "none (lr 0.001, decay 0.99, ce, 50 epochs)", models, ""))
-    for line in PROBES.read_text().splitlines():
-        pr = json.loads(line)
-        over = ", ".join(f"{k}={v}" for k, v in pr["overrides"].items())
-        lines.append(_probe_row(pr["name"], over, pr, f"{pr['wall_s']} s"))
-    return "\n".join(lines)
+    return "\n".join(lines + _logged_probe_rows(PROBES, PROBE_DOMAINS))
 
 
 def _run_line(r: dict) -> str:
