@@ -24,6 +24,7 @@ def tiny_params() -> dict:
     p["structures"]["particles"].update(count=[1, 1], diameter_A=[22.0, 26.0], min_gap_A=5.0)
     p["structures"]["carbon"]["thickness_A"] = [10.0, 15.0]
     p["simulate"]["frozen_phonons"] = 1
+    p["simulate"]["label"]["smoothing_A"] = 1.0  # 2.2-2.6 nm particles: 1.6 A smoothing empties some labels
     p["simulate"]["calibration"]["search_A"] = 150.0
     p["train"].update(crop_px=64, crops_per_image=2, batch_size=4, seeds=[0])
     p["pretrain"].update(domains=["dfm10", "dfp10"], epochs=2)
