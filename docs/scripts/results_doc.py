@@ -153,14 +153,24 @@ def _stage_models(head: dict, domains) -> dict:
                 "best_epoch": "-"} for d in domains}
 
 
+#: The runs whose pretraining stages head the table of default probes: the retuned default on the 1.0 A
+#: labels (the data of the probes), then on the study's 1.6 A labels (the committed default), seeds 0, 1, 2.
+DEFAULT_STAGE_RUNS = {"docs/results/labels1A-s0.json": "simulate.label.smoothing_A=1.0",
+                      "docs/results/retuned-s1.json": "simulate.label.smoothing_A=1.0",
+                      "docs/results/retuned-s2.json": "simulate.label.smoothing_A=1.0",
+                      "metrics/ood.json": "none", "docs/results/labels16-s1.json": "none",
+                      "docs/results/labels16-s2.json": "none"}
+
+
 def default_probes_table(runs: list[dict]) -> str:
-    """Pretraining-only probes of the retuned default on the committed run's data and CPU, beside the
-    committed run's and the seed experiments' pretraining stages (2 threads per model)."""
+    """Pretraining-only probes of the retuned default on the committed run's CPU, beside the pretraining
+    stages (2 threads per model) of the committed run and its seed experiments, on both label widths."""
     lines = _probe_header("overrides of the default", DEFAULT_PROBE_DOMAINS)
-    for r in runs:
-        if r["metrics"] in ("metrics/ood.json", "docs/results/retuned-s1.json", "docs/results/retuned-s2.json"):
-            lines.append(_probe_row(f"{r['name']}: its `pretrain` stages", "none",
-                                    _stage_models(r["head"], DEFAULT_PROBE_DOMAINS), "", DEFAULT_PROBE_DOMAINS))
+    heads = {r["metrics"]: r for r in runs}
+    for path, over in DEFAULT_STAGE_RUNS.items():
+        r = heads[path]
+        lines.append(_probe_row(f"{r['name']}: its `pretrain` stages", over,
+                                _stage_models(r["head"], DEFAULT_PROBE_DOMAINS), "", DEFAULT_PROBE_DOMAINS))
     return "\n".join(lines + _logged_probe_rows(DEFAULT_PROBES, DEFAULT_PROBE_DOMAINS))
 
 
