@@ -4,7 +4,8 @@ split, split by the pixel's distance to the label's edge.
     python docs/scripts/edge_loss.py [MODELS_DIR] [DOMAINS_DIR] [SEED]
 
 MODELS_DIR defaults to models/pretrain and DOMAINS_DIR to data/domains (the default's `dvc repro`);
-SEED to 0. For every pretraining domain of params.yaml it loads `<domain>/<condition>/seed<SEED>.pt`,
+SEED to 0. For every pretraining domain of params.yaml it loads `<domain>/<condition>/seed<SEED>.pt`
+(the first condition in name order where `pretrain.lr` lists several),
 evaluates it in float32 on whole test images as the stages do (hrtem_ood.evaluation), and prints the
 share of pixels and of the summed paper_loss within 1, 2, 3, 5 and 8 px (0.2 A each) of the edge, the
 pixel error rate, and the loss beyond 5 px. Distances are Euclidean, to the nearest pixel of the other
