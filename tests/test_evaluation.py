@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from hrtem_ood.evaluation import PAPER_LOSS_OFFSET, MetricAccumulator, standardize, training_loss
+from hrtem_ood.evaluation import (
+    PAPER_LOSS_OFFSET,
+    MetricAccumulator,
+    evaluate,
+    pixel_paper_loss,
+    standardize,
+    training_loss,
+)
 
 
 def _logits(pred: np.ndarray, confidence: float) -> torch.Tensor:
@@ -75,3 +82,28 @@ def test_standardize_per_image():
     assert np.allclose(s[:2].mean(axis=(1, 2)), 0, atol=1e-6) and np.allclose(s[:2].std(axis=(1, 2)), 1, atol=1e-5)
     assert np.allclose(s[0], s[1], atol=1e-5)
     assert np.all(s[2] == 0)
+
+
+class _SignNet(torch.nn.Module):
+    """Logits (0, x): the particle class wherever the image is positive, by a margin of |x|."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.zeros_like(x), x], 1)
+
+
+def test_per_pixel_paper_loss_is_the_closed_form_and_averages_to_the_pooled_one():
+    y = np.array([[[1, 1, 0, 0], [0, 0, 1, 0]]] * 3)
+    images = np.where(np.array([[[1, 1, 1, 0], [0, 0, 1, 0]]] * 3) == 1, 2.0, -2.0).astype(np.float32)
+    model = _SignNet().train()
+    loss, pred = pixel_paper_loss(model, images, y, torch.device("cpu"), batch_size=2)
+    assert model.training  # left as it was found
+    assert loss.shape == y.shape and np.array_equal(pred, (images > 0).astype(int))
+    p_hi = 1 / (1 + math.exp(-2.0))
+    right = math.log1p(math.exp(-(2 * p_hi - 1))) - PAPER_LOSS_OFFSET
+    wrong = math.log1p(math.exp(2 * p_hi - 1)) - PAPER_LOSS_OFFSET
+    expected = np.where(pred == y, right, wrong)
+    assert np.allclose(loss, expected, rtol=1e-5)
+    pooled = evaluate(model, images, y, torch.device("cpu"), batch_size=2)
+    assert model.training
+    assert float(loss.mean()) == pytest.approx(pooled["paper_loss"], rel=1e-5)
+    assert pooled["iou"] == pytest.approx(3 / 4)   # tp 3, fp 1, fn 0

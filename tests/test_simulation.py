@@ -97,3 +97,22 @@ def test_gaussian_focus_calibration_skips_the_search(scene):
     task = {"scene_id": 0, "numbers": part.numbers, "positions": part.positions, "cell": np.diag(part.cell.array),
             "is_particle": np.ones(len(part), bool), "sim": sim, "Cs_mm": 0.5, "seed": 3}
     assert simulate_scene(task)["zero_defocus_A"] == 0.0
+
+
+def test_labels_emptied_by_smoothing_stop_the_stage_and_come_back_with_less(params, tmp_path):
+    """Smoothing spreads the particle's phase and so lowers its peak: too much of it empties the labels of
+    small particles, the stage stops, writes nothing, and names the way back (less smoothing)."""
+    from hrtem_ood.datasets import read_h5
+    from hrtem_ood.stages.simulate import write_exitwaves
+    from hrtem_ood.stages.structures import write_structures
+
+    params["structures"].update(n_train=1, n_val=1, n_test=1)
+    write_structures(params, tmp_path / "s")
+    params["simulate"]["label"]["smoothing_A"] = 8.0
+    with pytest.raises(RuntimeError, match=r"scenes \[0, 1, 2\] .* empty .*; lower simulate\.label\.smoothing_A"):
+        write_exitwaves(params, tmp_path / "s", tmp_path / "e")
+    assert not (tmp_path / "e").exists()
+    params["simulate"]["label"]["smoothing_A"] = 1.0
+    write_exitwaves(params, tmp_path / "s", tmp_path / "e")
+    masks = read_h5(tmp_path / "e" / "exitwaves.h5")[0]["masks"]
+    assert len(masks) == 3 and all(m.sum() > 0 for m in masks)

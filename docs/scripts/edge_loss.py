@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
 
 from hrtem_ood.datasets import load_split
-from hrtem_ood.evaluation import PAPER_LOSS_OFFSET, standardize
+from hrtem_ood.evaluation import pixel_paper_loss, standardize
 from hrtem_ood.model import build_model
 from hrtem_ood.params import load_params
 
@@ -34,16 +33,6 @@ RADII_PX = (1, 2, 3, 5, 8)
 def edge_distance_px(masks: np.ndarray) -> np.ndarray:
     """Distance of every pixel of binary masks (N, H, W) to the nearest pixel of the other class."""
     return np.stack([distance_transform_edt(m) + distance_transform_edt(1 - m) for m in masks.astype(np.uint8)])
-
-
-@torch.no_grad()
-def pixel_paper_loss(model: torch.nn.Module, images: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-pixel paper_loss and predicted class of whole standardized images, float32, batches of 8."""
-    model.eval()
-    logits = torch.cat([model(torch.from_numpy(images[i:i + 8, None])) for i in range(0, len(images), 8)])
-    target = torch.from_numpy(masks.astype(np.int64))
-    loss = F.cross_entropy(torch.softmax(logits, 1), target, reduction="none") - PAPER_LOSS_OFFSET
-    return loss.numpy(), logits.argmax(1).numpy()
 
 
 def edge_profile(loss: np.ndarray, pred: np.ndarray, masks: np.ndarray) -> dict:
@@ -72,7 +61,7 @@ def main(models_dir: Path, domains_dir: Path, seed: int) -> None:
         model = build_model(ckpt["model"], ckpt["seed"])
         model.load_state_dict(ckpt["state_dict"])
         split = load_split(domains_dir, domain, "test")
-        loss, pred = pixel_paper_loss(model, standardize(split["images"]), split["masks"])
+        loss, pred = pixel_paper_loss(model, standardize(split["images"]), split["masks"], torch.device("cpu"))
         p = edge_profile(loss, pred, split["masks"])
         cells = " | ".join(f"{p[f'within_{r}px'][0]:.3f} / {p[f'within_{r}px'][1]:.2f}" for r in RADII_PX)
         print(f"| {domain} | {p['paper_loss']:.4f} | {p['mask_fraction']:.3f} | {p['pixel_error']:.4f} | {cells} | "

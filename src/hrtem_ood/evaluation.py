@@ -3,13 +3,16 @@
 - ``ce``: cross-entropy on logits (the default training loss).
 - ``softmax_ce``: cross-entropy applied to softmax *probabilities*, the study's (double-softmax) loss.
 - ``paper_loss``: ``softmax_ce`` minus its minimum ln(1 + e^-1) = 0.3133, the study's reported units;
-  0 for perfect, confident predictions.
+  0 for perfect, confident predictions. ``evaluate`` pools it over a split, ``pixel_paper_loss`` keeps it
+  per pixel.
 - ``dice`` and ``iou`` of the particle class, pooled over every pixel of a split.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -18,11 +21,16 @@ import torch.nn.functional as F
 PAPER_LOSS_OFFSET = math.log1p(math.exp(-1.0))  # 0.31326...
 
 
+def softmax_ce(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """The study's double-softmax loss: cross-entropy applied to the softmax probabilities of ``logits``."""
+    return F.cross_entropy(torch.softmax(logits, dim=1), target, reduction=reduction)
+
+
 def training_loss(name: str):
     if name == "ce":
         return lambda logits, target: F.cross_entropy(logits, target)
     if name == "softmax_ce":
-        return lambda logits, target: F.cross_entropy(torch.softmax(logits, dim=1), target)
+        return softmax_ce
     raise ValueError(f"train.loss: must be 'ce' or 'softmax_ce', got {name!r}")
 
 
@@ -39,7 +47,7 @@ class MetricAccumulator:
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         logits = logits.float()
         self.ce += float(F.cross_entropy(logits, target, reduction="sum"))
-        self.softmax_ce += float(F.cross_entropy(torch.softmax(logits, 1), target, reduction="sum"))
+        self.softmax_ce += float(softmax_ce(logits, target, reduction="sum"))
         pred = logits.argmax(1)
         self.tp += int(((pred == 1) & (target == 1)).sum())
         self.fp += int(((pred == 1) & (target == 0)).sum())
@@ -65,18 +73,48 @@ def standardize(images: np.ndarray) -> np.ndarray:
     return ((images - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, images: np.ndarray, masks: np.ndarray, device: torch.device,
-             batch_size: int = 8, memory_format: torch.memory_format = torch.contiguous_format) -> dict[str, float]:
-    """Metrics of ``model`` on whole standardized images (N, H, W) with masks (N, H, W), in float32 (the
-    batches in ``memory_format``, which should be the model's)."""
+@contextmanager
+def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
     was_training = model.training
     model.eval()
-    acc = MetricAccumulator()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _whole_image_logits(model: torch.nn.Module, images: np.ndarray, masks: np.ndarray, device: torch.device,
+                        batch_size: int, memory_format: torch.memory_format
+                        ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(logits, target) of whole images in batches; call it inside ``_eval_mode``."""
     for i in range(0, len(images), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size, None])).to(device)
         x = x.contiguous(memory_format=memory_format)
         y = torch.from_numpy(np.ascontiguousarray(masks[i:i + batch_size])).long().to(device)
-        acc.update(model(x), y)
-    model.train(was_training)
+        yield model(x), y
+
+
+def evaluate(model: torch.nn.Module, images: np.ndarray, masks: np.ndarray, device: torch.device,
+             batch_size: int = 8, memory_format: torch.memory_format = torch.contiguous_format) -> dict[str, float]:
+    """Metrics of ``model`` on whole standardized images (N, H, W) with masks (N, H, W), in float32 (the
+    batches in ``memory_format``, which should be the model's)."""
+    acc = MetricAccumulator()
+    with _eval_mode(model):
+        for logits, y in _whole_image_logits(model, images, masks, device, batch_size, memory_format):
+            acc.update(logits, y)
     return acc.result()
+
+
+def pixel_paper_loss(model: torch.nn.Module, images: np.ndarray, masks: np.ndarray, device: torch.device,
+                     batch_size: int = 8, memory_format: torch.memory_format = torch.contiguous_format
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel paper_loss (N, H, W) and predicted class of the images ``evaluate`` scores, whose mean
+    is ``evaluate``'s paper_loss."""
+    losses, preds = [], []
+    with _eval_mode(model):
+        for logits, y in _whole_image_logits(model, images, masks, device, batch_size, memory_format):
+            logits = logits.float()
+            losses.append(softmax_ce(logits, y, reduction="none") - PAPER_LOSS_OFFSET)
+            preds.append(logits.argmax(1))
+    return torch.cat(losses).cpu().numpy(), torch.cat(preds).cpu().numpy()

@@ -53,8 +53,9 @@ def write_exitwaves(params: dict, structures_dir: str | Path, out_dir: str | Pat
                  if r["mask"].sum() == 0 and t["has_particles"]]
         if empty:
             raise RuntimeError(f"simulate: the labels of scenes {empty[:10]} of structures {g or '(default)'!r} are "
-                               "empty although they hold particles; raise simulate.label.smoothing_A, lower "
-                               "simulate.label.threshold_rad or use larger particles")
+                               "empty although they hold particles; lower simulate.label.smoothing_A (smoothing "
+                               "lowers the smoothed phase peak) or simulate.label.threshold_rad, or use larger "
+                               "particles")
     with atomic_path(out_dir, is_dir=True) as tmp:
         for g in groups:
             (tmp / g).mkdir(parents=True, exist_ok=True)
