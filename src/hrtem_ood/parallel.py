@@ -4,8 +4,9 @@
   existing cluster, e.g. one started by dask-jobqueue on SLURM/PBS.
 - otherwise an in-process local cluster of ``HRTEM_OOD_WORKERS`` (default: the number of CPU cores)
   single-threaded workers; ``HRTEM_OOD_WORKERS=1`` runs serially in this process.
-  ``HRTEM_OOD_PROCESSES=1`` uses worker processes instead of threads (measured 1.7x slower than
-  threads on a 2-core machine for abTEM tasks, see docs/performance.md).
+  ``HRTEM_OOD_PROCESSES=1`` uses worker processes instead of threads.
+
+Every task runs with glibc's malloc told to keep freed memory (``keep_freed_memory``), wherever it runs.
 
 Results never depend on where tasks run: every task carries its own seed and results are
 returned in submission order.
@@ -13,6 +14,9 @@ returned in submission order.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -43,10 +47,48 @@ def n_local_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
+#: glibc's ``mallopt`` parameters (malloc.h) and the values ``keep_freed_memory`` sets.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's ceiling for the mmap threshold on 64-bit
+_TRIM_THRESHOLD_BYTES = 1 << 30
+_kept: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for the next allocation instead of handing it back to the kernel.
+
+    A multislice allocates and frees arrays of a few MB thousands of times per scene. dask's nanny starts
+    every worker process with ``MALLOC_TRIM_THRESHOLD_=65536`` (``distributed.nanny.pre-spawn-environ``),
+    and setting that also switches off glibc's adaptive mmap threshold: each array over 128 kB is then
+    mapped fresh from the kernel and zero-filled page by page (22 default scenes on 2 worker processes:
+    49 M page faults and 90-112 s of system time, against 0.35 M and 5 s after this; docs/performance.md).
+    Here arrays up to 32 MiB come from the heap and up to 1 GiB of freed heap stays with the process.
+    Only where arrays live changes, never a value. Called once per process (threads share the setting);
+    returns whether the settings hold: False, with nothing changed, where the C library is not glibc.
+    """
+    global _kept
+    if _kept is None:
+        try:
+            mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to set
+            _kept = False
+        else:
+            _kept = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+                         and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES))
+    return _kept
+
+
+def _call_keeping_memory(func: Callable[[Any], Any], item: Any) -> Any:
+    """``func(item)`` in a process whose malloc keeps freed memory (a worker's task)."""
+    keep_freed_memory()
+    return func(item)
+
+
 def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], desc: str) -> list[Any]:
     """``[func(x) for x in items]`` with a progress bar, on dask when worthwhile."""
     from tqdm import tqdm
 
+    keep_freed_memory()
     addr = scheduler_address()
     workers = n_local_workers()
     if not addr and (workers <= 1 or len(items) <= 1):
@@ -63,7 +105,7 @@ def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], desc: str) -> 
                                dashboard_address=None, silence_logs=40)
         client = Client(cluster)
     try:
-        futures = client.map(func, items, pure=False)
+        futures = client.map(functools.partial(_call_keeping_memory, func), items, pure=False)
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(items)
         with tqdm(total=len(items), desc=desc, unit="task", mininterval=1.0) as bar:
