@@ -4,6 +4,7 @@ stage sends its whole condition grid to the workers, and its own process never i
 
 import csv
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,7 @@ def test_cluster_and_local_runs_agree(tmp_path, cluster):
     assert "torch" in _imported(logs["local"][0])  # the check can see torch: the local run trains in-process
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt settings and RUSAGE_THREAD")
 def test_tasks_on_cluster_workers_reuse_freed_memory(cluster, monkeypatch):
     """``dask worker`` processes start under the nanny's ``MALLOC_TRIM_THRESHOLD_``; tasks sent through
     ``map_ordered`` still reuse freed arrays (tests/test_parallel.py shows the faults without it)."""
@@ -98,11 +100,13 @@ def test_tasks_on_cluster_workers_reuse_freed_memory(cluster, monkeypatch):
 
         import numpy as np
 
+        # Counted for the task's own thread: the worker's other threads (comms, heartbeats) fault pages of
+        # their own meanwhile, once 529 in a whole-process count on CI.
         np.ones(1 << 20)
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
         for _ in range(50):
             np.ones(1 << 20)
-        return os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        return os.getpid(), resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
 
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster)
     results = map_ordered(faults, range(6), desc="faults")

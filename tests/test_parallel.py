@@ -20,10 +20,10 @@ if sys.argv[1] == "keep":
     from hrtem_ood.parallel import keep_freed_memory
     assert keep_freed_memory()
 np.ones(1 << 20)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
 for _ in range(50):
     np.ones(1 << 20)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before)
 """
 
 
