@@ -63,16 +63,17 @@ def keep_freed_memory() -> bool:
     mapped fresh from the kernel and zero-filled page by page (22 default scenes on 2 worker processes:
     49 M page faults and 90-112 s of system time, against 0.35 M and 5 s after this; docs/performance.md).
     Here arrays up to 32 MiB come from the heap and up to 1 GiB of freed heap stays with the process.
-    Only where arrays live changes, never a value. Called once per process (threads share the setting);
-    returns whether the settings hold: False, with nothing changed, where the C library is not glibc.
+    Only where arrays live changes, never a value. Called before every task; it sets the process's malloc
+    once (threads share the setting) and returns whether the settings hold: False, with nothing changed,
+    where the C library is not glibc.
     """
     global _kept
     if _kept is None:
         try:
             mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-        except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to set
+        except (OSError, AttributeError):  # no mallopt in this C library (macOS, Windows): nothing to set
             _kept = False
-        else:
+        else:  # musl's mallopt sets nothing and returns 0
             _kept = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
                          and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES))
     return _kept
