@@ -7,11 +7,27 @@ import csv
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+
+def _fresh_sibling(path: Path, is_dir: bool) -> Path:
+    """Create an empty, uniquely named hidden sibling of ``path`` with the modes a plain create gives
+    (0666 or 0777 less the umask; ``tempfile``'s 0600 and 0700 would hide outputs from a group)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            if is_dir:
+                tmp.mkdir(0o777)
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"{path}: no free temporary name beside it after 100 tries")
 
 
 @contextlib.contextmanager
@@ -20,15 +36,11 @@ def atomic_path(path: str | os.PathLike, is_dir: bool = False) -> Iterator[Path]
 
     On any exception the temporary file or folder is removed and ``path`` is left as it
     was, so an interrupted stage never leaves a half-written output that DVC would accept.
+    The output gets the permissions of a plain create under the process's umask.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if is_dir:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
+    tmp = _fresh_sibling(path, is_dir)
     try:
         yield tmp
         if is_dir and path.exists():
