@@ -41,3 +41,42 @@ def test_top_level_plots_use_project_templates_and_existing_outputs():
         assert path in outs, path
         assert (REPO / cfg["template"]).is_file()
         assert cfg.get("title")
+
+
+def _cell_text_fills(svg: str) -> dict[str, set[str]]:
+    """The fill of each cell's value text in a rendered heatmap, by the text shown."""
+    import re
+
+    fills: dict[str, set[str]] = {}
+    for fill, text in re.findall(r'<text[^>]*fill="(\w+)"[^>]*>([+\-−]?[0-9.]+)</text>', svg):
+        fills.setdefault(text, set()).add(fill)
+    return fills
+
+
+@pytest.mark.parametrize("name, x, expected", [
+    # viridis runs dark purple (lowest) to yellow (highest)
+    ("heatmap", "eval", {"0.020": {"black"}, "−0.010": {"white"}}),
+    # blueorange: dark blue at the lowest, light grey at 0, dark orange at the highest
+    ("diverging_heatmap", "target", {"+0.000": {"black"}, "−0.010": {"white"}, "+0.020": {"white"}}),
+])
+def test_template_cell_text_is_dark_on_light_cells_and_light_on_dark(name, x, expected):
+    import vl_convert as vlc
+
+    fills = _cell_text_fills(vlc.vegalite_to_svg(_fill(json.loads((REPO / ".dvc/plots" / f"{name}.json").read_text()),
+                                                       x, "pretrain")))
+    assert {text: fills.get(text) for text in expected} == expected
+
+
+def test_report_heatmap_text_follows_the_shared_colour_scale():
+    from hrtem_ood.plots import with_text_colour
+
+    def colours(rows, *args, **kwargs):
+        return [r["text_colour"] for r in with_text_colour([{"value": v} for v in rows], *args, **kwargs)]
+
+    # magma starts black and ends pale yellow; its scale starts at 0
+    assert colours([0.0, 0.02, 0.08], "magma") == ["white", "white", "black"]
+    # the same 0.04 is the scale's top alone, and its dark middle on a scale shared with a 0.08
+    assert colours([0.04], "magma") == ["black"]
+    assert colours([0.04], "magma", scale_values=[0.04, 0.08]) == ["white"]
+    # blueorange around 0: dark at both ends, light in the middle
+    assert colours([-0.06, -0.002, 0.0, 0.018], "blueorange", domain_mid=0) == ["white", "black", "black", "white"]

@@ -59,22 +59,55 @@ def _with_labels(rows: list[dict], defocus_nm: dict) -> list[dict]:
     return out
 
 
-def _heat(rows, x, y, title, color_title, scheme="viridis", domain_mid=None, width=260, height=None, text=True):
+#: Where on each colour scheme (0-1) the colours are light enough to need dark cell text: the sequential schemes
+#: run from dark to light, blueorange is light around its middle.
+_LIGHT_BAND = {"magma": (0.55, 1.0), "viridis": (0.6, 1.0), "blueorange": (0.25, 0.75)}
+
+
+def _scale_position(value: float, lo: float, hi: float, domain_mid: float | None) -> float:
+    """Where ``value`` falls on a colour scale over [lo, hi] (0-1), as Vega maps it: linearly, or piecewise
+    through ``domain_mid`` at 0.5 for a diverging scale."""
+    if domain_mid is None:
+        return (value - lo) / (hi - lo) if hi > lo else 0.0
+    if value < domain_mid:
+        return 0.5 - 0.5 * (value - domain_mid) / (lo - domain_mid) if lo < domain_mid else 0.5
+    return 0.5 + 0.5 * (value - domain_mid) / (hi - domain_mid) if hi > domain_mid else 0.5
+
+
+def with_text_colour(rows: list[dict], scheme: str, domain_mid: float | None = None,
+                     scale_values: list[float] | None = None) -> list[dict]:
+    """Each row with ``text_colour``: black on the light part of its cell's colour scheme, white elsewhere.
+    ``scale_values``: every value on the (possibly shared) colour scale; default the rows' own. Sequential
+    scales start at 0 (``zero=True``), as the heatmaps' do."""
+    values = [r["value"] for r in rows] if scale_values is None else list(scale_values)
+    if not values:
+        return [dict(r) for r in rows]
+    lo, hi = min(values), max(values)
+    if domain_mid is None:
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    light_from, light_to = _LIGHT_BAND[scheme]
+    return [dict(r, text_colour="black" if light_from <= _scale_position(r["value"], lo, hi, domain_mid) <= light_to
+                 else "white") for r in rows]
+
+
+def _heat(rows, x, y, title, color_title, scheme="viridis", domain_mid=None, width=260, height=None, text=True,
+          scale_values=None):
+    """A labelled heatmap. ``scale_values``: every value on the colour scale it shares with other charts."""
     import altair as alt
 
     n_y = len({r[y] for r in rows}) or 1
     # losses and stds start at 0, so small differences are not blown up by the colour scale
     scale = (alt.Scale(scheme=scheme, domainMid=domain_mid) if domain_mid is not None
              else alt.Scale(scheme=scheme, zero=True))
-    base = alt.Chart(alt.Data(values=rows)).encode(
+    base = alt.Chart(alt.Data(values=with_text_colour(rows, scheme, domain_mid, scale_values))).encode(
         x=alt.X(f"{x}_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title=_axis_title(x),
                 axis=alt.Axis(labelAngle=0)),
         y=alt.Y(f"{y}_label:O", sort=alt.EncodingSortField(field="y_sort", op="min"), title=_axis_title(y)),
     )
     chart = base.mark_rect().encode(color=alt.Color("value:Q", scale=scale, title=color_title))
     if text:
-        chart = chart + base.mark_text(fontSize=7).encode(
-            text=alt.Text("value:Q", format=".3f"), color=alt.value("white"))
+        dark_text = alt.condition("datum.text_colour === 'black'", alt.value("black"), alt.value("white"))
+        chart = chart + base.mark_text(fontSize=7).encode(text=alt.Text("value:Q", format=".3f"), color=dark_text)
     return chart.properties(title=title, width=width, height=height or 22 * n_y)
 
 
@@ -114,7 +147,8 @@ def generalization_chart(tables: dict, defocus_nm: dict, metric: str, sign_note:
         color=alt.Color("value:Q", scale=alt.Scale(scheme="magma", zero=True), title="std of loss"),
     ).properties(title="After PT", width=30, height=22 * max(len(pg), 1))
     tg = _heat(_with_labels(tables["ood_std_transfer"], defocus_nm), "target", "pretrain",
-               "Generalization after transfer learning", "std of loss", scheme="magma")
+               "Generalization after transfer learning", "std of loss", scheme="magma",
+               scale_values=[r["value"] for r in tables["ood_std_transfer"] + tables["ood_std_pretrain"]])
     sh = _heat(_with_labels(tables["ood_shift"], defocus_nm), "target", "pretrain",
                "Generalization shift (negative = OOD improved)", "shift of std", scheme="blueorange", domain_mid=0)
     top = alt.hconcat(pg_chart, tg).resolve_scale(color="shared")
@@ -136,10 +170,11 @@ def domain_loss_chart(tables: dict, defocus_nm: dict, metric: str, sign_note: st
     """The study's before/after matrices: loss after pretraining and on the target after transfer."""
     import altair as alt
 
+    shared = [r["value"] for r in tables["pretrain_loss"] + tables["transfer_loss"]]
     p = _heat(_with_labels(tables["pretrain_loss"], defocus_nm), "eval", "pretrain", "After pretraining", metric,
-              scheme="viridis")
+              scheme="viridis", scale_values=shared)
     t = _heat(_with_labels(tables["transfer_loss"], defocus_nm), "target", "pretrain", "After transfer learning",
-              metric, scheme="viridis")
+              metric, scheme="viridis", scale_values=shared)
     return alt.vconcat(p, t).resolve_scale(color="shared").properties(title=_title(f"Loss ({metric})", sign_note))
 
 
@@ -153,9 +188,11 @@ def study_comparison_chart(ours: dict, our_nm: dict, study: dict, study_nm: dict
                                     ("transfer_loss", "loss on the target after transfer", "viridis", None),
                                     ("ood_shift", "shift of OOD std by transfer", "blueorange", 0)):
         x = "eval" if key == "pretrain_loss" else "target"
-        mine = _heat(_with_labels(ours[key], our_nm), x, "pretrain", f"This run: {title}", "", scheme, mid, width=230)
+        shared = [r["value"] for r in ours[key] + study[key]]
+        mine = _heat(_with_labels(ours[key], our_nm), x, "pretrain", f"This run: {title}", "", scheme, mid, width=230,
+                     scale_values=shared)
         theirs = _heat(_with_labels(study[key], study_nm), x, "pretrain", f"The study: {title}", "", scheme, mid,
-                       width=230)
+                       width=230, scale_values=shared)
         rows.append(alt.hconcat(mine, theirs).resolve_scale(color="shared"))
     pg = [dict(r, who="this run") for r in _with_labels(ours["ood_std_pretrain"], our_nm)]
     pg += [dict(r, who="the study") for r in _with_labels(study["ood_std_pretrain"], study_nm)]
