@@ -80,3 +80,6 @@ def test_report_heatmap_text_follows_the_shared_colour_scale():
     assert colours([0.04], "magma", scale_values=[0.04, 0.08]) == ["white"]
     # blueorange around 0: dark at both ends, light in the middle
     assert colours([-0.06, -0.002, 0.0, 0.018], "blueorange", domain_mid=0) == ["white", "black", "black", "white"]
+    # a cell without a value (a pair not trained) neither sets the scale nor breaks it
+    assert colours([None, 0.0, 0.08], "magma") == ["white", "white", "black"]
+    assert colours([None], "viridis") == ["white"]

@@ -78,16 +78,17 @@ def with_text_colour(rows: list[dict], scheme: str, domain_mid: float | None = N
                      scale_values: list[float] | None = None) -> list[dict]:
     """Each row with ``text_colour``: black on the light part of its cell's colour scheme, white elsewhere.
     ``scale_values``: every value on the (possibly shared) colour scale; default the rows' own. Sequential
-    scales start at 0 (``zero=True``), as the heatmaps' do."""
-    values = [r["value"] for r in rows] if scale_values is None else list(scale_values)
+    scales start at 0 (``zero=True``), as the heatmaps' do. Empty cells (value None) are left white."""
+    values = [v for v in ([r["value"] for r in rows] if scale_values is None else scale_values) if v is not None]
     if not values:
-        return [dict(r) for r in rows]
+        return [dict(r, text_colour="white") for r in rows]
     lo, hi = min(values), max(values)
     if domain_mid is None:
         lo, hi = min(lo, 0.0), max(hi, 0.0)
     light_from, light_to = _LIGHT_BAND[scheme]
-    return [dict(r, text_colour="black" if light_from <= _scale_position(r["value"], lo, hi, domain_mid) <= light_to
-                 else "white") for r in rows]
+    return [dict(r, text_colour="black" if r["value"] is not None
+                 and light_from <= _scale_position(r["value"], lo, hi, domain_mid) <= light_to else "white")
+            for r in rows]
 
 
 def _heat(rows, x, y, title, color_title, scheme="viridis", domain_mid=None, width=260, height=None, text=True,
