@@ -87,9 +87,9 @@ def record_and_wait(job):
     return os.getpid()
 
 if __name__ == "__main__":
-    from hrtem_ood.grid import _run_locally
-    jobs = [{"train": {"parallel_models": 2}, "out": sys.argv[1], "sleep_s": float(sys.argv[2])}] * 2
-    _run_locally(jobs, fn=record_and_wait)
+    from hrtem_ood.parallel import run_side_by_side
+    jobs = [{"out": sys.argv[1], "sleep_s": float(sys.argv[2])}] * 2
+    run_side_by_side(record_and_wait, jobs, 2)
 '''
 
 

@@ -157,6 +157,14 @@ def test_changing_a_transfer_param_reruns_only_transfer_stages(repo):
         params_path.write_text(original)
     assert changed == {f"transfer@{d}" for d in p["pretrain"]["domains"]}  # one stage per pretraining row
     assert len(changed) == 2
+    p = yaml.safe_load(original)
+    p["aggregate"]["reduce"] = "mean"  # an aggregate param: only the aggregate
+    params_path.write_text(yaml.safe_dump(p, sort_keys=False))
+    try:
+        changed = set(json.loads(dvc(repo, "status", "--json").stdout))
+    finally:
+        params_path.write_text(original)
+    assert changed == {"aggregate"}
 
 
 def test_editing_a_module_reruns_exactly_the_stages_that_import_it(repo):
@@ -171,6 +179,26 @@ def test_editing_a_module_reruns_exactly_the_stages_that_import_it(repo):
     finally:
         path.write_text(original)
     assert changed == {f"image@{d}" for d in pipeline_params()["domains"]}
+
+
+def test_editing_a_scheduling_only_module_reruns_nothing(repo):
+    """parallel.py decides where tasks run, never what they compute (the executor tests): no stage lists it,
+    so an edit to it leaves every stage up to date, the science stages included."""
+    path = repo / "src/hrtem_ood/parallel.py"
+    original = path.read_text()
+    path.write_text(original + "\n# edited\n")
+    try:
+        assert "up to date" in dvc(repo, "status").stdout
+        edited_grid = (repo / "src/hrtem_ood/grid.py")
+        grid_text = edited_grid.read_text()
+        edited_grid.write_text(grid_text + "\n# edited\n")  # the check can see a change: grid.py is a dep
+        try:
+            changed = set(json.loads(dvc(repo, "status", "--json").stdout))
+        finally:
+            edited_grid.write_text(grid_text)
+    finally:
+        path.write_text(original)
+    assert changed == {"pretrain"} | {f"transfer@{d}" for d in pipeline_params()["pretrain"]["domains"]}
 
 
 def test_plots_show_renders_every_plot(repo):

@@ -82,7 +82,7 @@ def test_channels_last_and_bf16_change_layout_not_results():
     from hrtem_ood.evaluation import evaluate
 
     images, masks = _data()
-    cfg = dict(CFG, channels_last=True, amp=False)
+    cfg = dict(CFG, memory_format="channels_last", amp=False)
     model = build_model(SMALL, 0)
     res32 = training.train(model, images, masks, images[:2], masks[:2], cfg, 1e-3, 1, seed=0)
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
@@ -125,10 +125,13 @@ def test_models_side_by_side_give_the_bytes_of_one_after_another(tmp_path):
         out[name] = tmp_path / name
     side, serial = (_without_seconds(out[k] / "r.csv") for k in ("side", "serial"))
     assert side == serial and len(side) == 2 * 3 * 4  # 2 models x 3 domains x 4 metrics
-    for f in ("lrp0.001/seed0.pt", "lrp0.0003/seed0.pt"):
+    for f in ("dfm10/lrp0.001/seed0.pt", "dfm10/lrp0.0003/seed0.pt"):
         assert (out["side"] / "m" / f).read_bytes() == (out["serial"] / "m" / f).read_bytes()
-    assert grid.model_threads({"threads": 2, "parallel_models": 2}, 10) == 1
-    assert grid.model_threads({"threads": 2, "parallel_models": 2}, 1) == 2  # a lone model keeps every thread
+    assert grid.model_threads({"threads": 2, "parallel_models": 2}, 10) == [1] * 10
+    assert grid.model_threads({"threads": 2, "parallel_models": 2}, 1) == [2]  # a lone model keeps every thread
+    # 5 pretraining models on 2 cores: 4 side by side on 1 thread each, then the fifth alone on both
+    assert grid.model_threads({"threads": 2, "parallel_models": 2}, 5) == [1, 1, 1, 1, 2]
+    assert grid.rounds({"threads": 4, "parallel_models": 3}, 5) == [(3, 1), (2, 2)]
 
 
 def _without_seconds(path):

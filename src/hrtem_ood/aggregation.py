@@ -108,7 +108,7 @@ def aggregate(rows: list[dict], domains: list[str], pretrain_domains: list[str],
         p, t, j = r["pretrain_domain"], r["target_domain"], r["eval_domain"]
         if p not in pre_index:
             continue
-        for col in ("seed", "freeze", "n_transfer", "lr_pretrain", "lr_transfer", "experiment"):
+        for col in ("seed", "freeze", "n_transfer", "lr_pretrain", "lr_transfer", "experiment", "numerics"):
             if r.get(col) not in (None, ""):
                 pooled[col].add(str(r[col]))
         if r["stage"] == "pretrain":

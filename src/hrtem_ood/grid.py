@@ -1,7 +1,7 @@
 """The condition grid of a training stage, and running it: one task per model, here or on a dask cluster.
 
 ``pretrain.lr``, ``transfer.lr``, ``transfer.n_images`` and ``transfer.freeze`` each take one value or a
-list. A pretraining stage trains every pretraining LR x ``train.seeds``; a transfer stage trains, for each
+list. The pretraining stage trains every pretraining domain x LR x ``train.seeds``; a transfer stage trains, for each
 of its targets, every (pretraining LR, transfer LR, transfer size, freezing mode) x ``train.seeds``, each
 starting from the pretrained model of the same seed and pretraining LR. This module never imports torch:
 the stage process only builds tasks and writes what they return, so on a dask cluster the workers (warm
@@ -52,8 +52,9 @@ def stage_jobs(params: dict, stage: str, pretrain_domain: str, domains_dir: str 
                targets: list[str] | None = None, init_dir: str | Path | None = None) -> list[dict]:
     """One task per model of the stage (plain data, for :func:`hrtem_ood.training.train_one_model`).
 
-    A pretraining stage's models are saved as ``<tag>/seed<k>.pt`` under its models folder; a transfer's as
-    ``<target>/<tag>/seed<k>.pt``, starting from ``<init_dir>/<pretrain tag>/seed<k>.pt``.
+    Pretrained models are saved as ``<pretrain domain>/<tag>/seed<k>.pt`` under the pretrain stage's models
+    folder; a transfer's as ``<target>/<tag>/seed<k>.pt`` under its row's, starting from
+    ``<init_dir>/<pretrain tag>/seed<k>.pt``.
     """
     section = params[stage]
     common = {"model": params["model"], "train": params["train"], "stage": stage, "pretrain_domain": pretrain_domain,
@@ -66,7 +67,7 @@ def stage_jobs(params: dict, stage: str, pretrain_domain: str, domains_dir: str 
                 job = {**common, "target_domain": target, "seed": seed, **cond, "tag": condition_tag(cond)}
                 if stage == "pretrain":
                     job.update(lr=cond["lr_pretrain"], n_images=section["n_images"], freeze="none", init_file=None,
-                               model_file=f"{job['tag']}/seed{seed}.pt")
+                               model_file=f"{pretrain_domain}/{job['tag']}/seed{seed}.pt")
                 else:
                     init = Path(init_dir) / condition_tag({"lr_pretrain": cond["lr_pretrain"]}) / f"seed{seed}.pt"
                     if not init.is_file():
@@ -76,6 +77,11 @@ def stage_jobs(params: dict, stage: str, pretrain_domain: str, domains_dir: str 
                                model_file=f"{target}/{job['tag']}/seed{seed}.pt")
                 jobs.append(job)
     return jobs
+
+
+def pretrain_jobs(params: dict, domains_dir: str | Path) -> list[dict]:
+    """Every pretraining model: ``pretrain.domains`` x ``pretrain.lr`` x ``train.seeds``, domain by domain."""
+    return [job for d in params["pretrain"]["domains"] for job in stage_jobs(params, "pretrain", d, domains_dir)]
 
 
 def transfer_targets(params: dict, pretrain: str) -> list[str]:
@@ -91,11 +97,21 @@ def side_by_side(tc: dict, n_jobs: int) -> int:
     return max(1, min(int(tc.get("parallel_models", 1)), n_jobs))
 
 
-def model_threads(tc: dict, n_jobs: int) -> int:
-    """Torch threads of one model of a stage of ``n_jobs`` models: ``train.threads`` shared by the models
-    that train side by side. Every model gets this count wherever it runs (here, a local worker process
-    or a dask worker), so its results depend only on params and the stage."""
-    return max(1, int(tc["threads"]) // side_by_side(tc, n_jobs))
+def rounds(tc: dict, n_jobs: int) -> list[tuple[int, int]]:
+    """A stage's ``n_jobs`` models in rounds of ``(models side by side, torch threads each)``: full rounds of
+    ``train.parallel_models`` models sharing ``train.threads``, then the models left over sharing every thread
+    (5 models on 2 threads: 4 side by side on 1 thread each, then the fifth alone on 2). Each model's thread
+    count follows from params and its place in the stage, wherever it runs (a local worker process or a dask
+    worker), so its results depend on nothing else."""
+    k, threads = side_by_side(tc, n_jobs), int(tc["threads"])
+    full, left = divmod(n_jobs, k)
+    out = [(k, max(1, threads // k))] * full
+    return out + ([(left, max(1, threads // left))] if left else [])
+
+
+def model_threads(tc: dict, n_jobs: int) -> list[int]:
+    """Torch threads of each of a stage's ``n_jobs`` models, in job order (:func:`rounds`)."""
+    return [threads for k, threads in rounds(tc, n_jobs) for _ in range(k)]
 
 
 def run_job(job: dict) -> dict:
@@ -108,103 +124,37 @@ def run_job(job: dict) -> dict:
     return train_one_model(job)
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """Called first in each local worker (``_worker``): exit as soon as the stage process that spawned it
-    is gone (stopped with SIGTERM or SIGKILL, say), so that no worker trains on as an orphan."""
-    import os
-    import threading
-    import time
-
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _worker(conn, parent_pid: int, fn) -> None:
-    """A local training worker: run each job it is sent, send back ``(True, result)`` or ``(False,
-    exception)``, until it is sent None; exit if the stage process dies."""
-    _exit_with_parent(parent_pid)
-    while (job := conn.recv()) is not None:
-        try:
-            conn.send((True, fn(job)))
-        except Exception as exc:  # raised again in the stage process
-            conn.send((False, exc))
-
-
-def _run_locally(jobs: list[dict], fn=run_job) -> list[dict]:
-    """One after another in this process, or ``train.parallel_models`` side by side in spawned worker
-    processes (each pays the start-up once; on 2 cores two 1-thread models train 1.5x faster than one
-    2-thread model after another: benchmarks/training_speed.py).
-
-    The workers exit when the stage process dies, and a worker that dies (killed for memory, say) fails
-    the stage at once. (concurrent.futures' pool could miss a dead worker and wait for ever: it watches
-    the workers it had when it last woke, and spawns them one per job.)"""
-    n = side_by_side(jobs[0]["train"], len(jobs))
-    if n <= 1:
-        return [fn(job) for job in jobs]
-    import multiprocessing
-    import os
-    from multiprocessing.connection import wait
-
-    ctx = multiprocessing.get_context("spawn")
-    workers = []
-    for _ in range(n):
-        here, there = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(there, os.getpid(), fn))
-        proc.start()
-        there.close()  # so that the worker's death reads as end-of-file here
-        workers.append((proc, here))
-    results, todo, busy = [None] * len(jobs), list(enumerate(jobs)), {}
-    try:
-        idle = list(workers)
-        while todo or busy:
-            while todo and idle:
-                proc, conn = idle.pop()
-                i, job = todo.pop(0)
-                conn.send(job)
-                busy[conn] = (proc, i)
-            for conn in wait(list(busy)):
-                proc, i = busy.pop(conn)
-                try:
-                    ok, value = conn.recv()
-                except EOFError:
-                    proc.join(5)
-                    raise RuntimeError(f"a training worker (pid {proc.pid}) died (exit code {proc.exitcode}) while "
-                                       f"training job {i + 1} of {len(jobs)}; out of memory?") from None
-                if not ok:
-                    raise value
-                results[i] = value
-                idle.append((proc, conn))
-        for _, conn in workers:
-            conn.send(None)
-        for proc, _ in workers:
-            proc.join()
-        return results
-    finally:
-        for proc, _ in workers:
-            if proc.is_alive():
-                proc.terminate()
-                proc.join()
-
-
-def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curves_out: Path) -> None:
-    """Train every job (on the dask cluster when one is configured, else :func:`_run_locally`); write the
-    best models, the results table and the learning curves atomically."""
+def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curves_out: Path,
+                    per_domain: bool = False) -> None:
+    """Train every job (on the dask cluster when one is configured, else ``train.parallel_models`` side by side
+    in local worker processes); write the best models, the results table and the learning curves atomically.
+    ``per_domain``: ``results_out`` and ``curves_out`` are folders of one ``<pretrain domain>.csv`` / ``.json``
+    each (the pretrain stage), else single files (a transfer row)."""
     from .io import atomic_path, write_csv, write_json
-    from .parallel import map_ordered, scheduler_address
+    from .parallel import map_ordered, run_side_by_side, scheduler_address
 
-    jobs = [dict(job, threads=model_threads(job["train"], len(jobs))) for job in jobs]
+    tc = jobs[0]["train"]
+    jobs = [dict(job, threads=t) for job, t in zip(jobs, model_threads(tc, len(jobs)), strict=True)]
     if scheduler_address():
         results = map_ordered(run_job, jobs, desc=f"{jobs[0]['stage']} models")
-    else:
-        results = _run_locally(jobs)
+    else:  # full rounds side by side, then the models left over on every thread (:func:`rounds`)
+        k = side_by_side(tc, len(jobs))
+        full = len(jobs) - len(jobs) % k
+        results = run_side_by_side(run_job, jobs[:full], k) + run_side_by_side(run_job, jobs[full:], len(jobs) - full)
     with atomic_path(models_out, is_dir=True) as tmp:
         for job, r in zip(jobs, results, strict=True):
             path = tmp / job["model_file"]
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(r["model_bytes"])
-    write_csv(results_out, [row for r in results for row in r["rows"]], RESULT_COLUMNS)
-    write_json(curves_out, [c for r in results for c in r["curve"]])
+    if not per_domain:
+        write_csv(results_out, [row for r in results for row in r["rows"]], RESULT_COLUMNS)
+        write_json(curves_out, [c for r in results for c in r["curve"]])
+        return
+    domains = list(dict.fromkeys(job["pretrain_domain"] for job in jobs))
+    mine = {d: [r for job, r in zip(jobs, results, strict=True) if job["pretrain_domain"] == d] for d in domains}
+    with atomic_path(results_out, is_dir=True) as tmp:
+        for d in domains:
+            write_csv(tmp / f"{d}.csv", [row for r in mine[d] for row in r["rows"]], RESULT_COLUMNS)
+    with atomic_path(curves_out, is_dir=True) as tmp:
+        for d in domains:
+            write_json(tmp / f"{d}.json", [c for r in mine[d] for c in r["curve"]])

@@ -1,4 +1,7 @@
-"""Fan-out over dask.distributed, configured outside the DVC params.
+"""Where tasks run: the fan-out over dask.distributed (configured outside the DVC params) and a local pool of
+worker processes. Scheduling only: no task's result depends on this module (the tests run the same tasks
+serially, side by side, on local dask workers and on a dask cluster, and compare the bytes), so no stage lists it
+as a dependency.
 
 - ``DASK_SCHEDULER_ADDRESS`` (dask's own ``scheduler-address`` config key also works): run on that
   existing cluster, e.g. one started by dask-jobqueue on SLURM/PBS.
@@ -118,3 +121,83 @@ def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], desc: str) -> 
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Called first in each local worker (``_worker``): exit as soon as the stage process that spawned it
+    is gone (stopped with SIGTERM or SIGKILL, say), so that no worker trains on as an orphan."""
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker(conn, parent_pid: int, fn) -> None:
+    """A local worker: run each job it is sent, send back ``(True, result)`` or ``(False,
+    exception)``, until it is sent None; exit if the stage process dies."""
+    _exit_with_parent(parent_pid)
+    while (job := conn.recv()) is not None:
+        try:
+            conn.send((True, fn(job)))
+        except Exception as exc:  # raised again in the stage process
+            conn.send((False, exc))
+
+
+def run_side_by_side(fn: Callable[[Any], Any], jobs: Sequence[Any], n: int) -> list[Any]:
+    """``[fn(job) for job in jobs]``: in this process when ``n <= 1``, else on ``n`` spawned worker processes,
+    each taking the next job when it is free (each pays the start-up once; two 1-thread models side by side
+    train faster than one 2-thread model after another on 2 cores: benchmarks/training_speed.py). Results come
+    back in the order of ``jobs``.
+
+    The workers exit when the stage process dies, and a worker that dies (killed for memory, say) fails
+    the stage at once. (concurrent.futures' pool could miss a dead worker and wait for ever: it watches
+    the workers it had when it last woke, and spawns them one per job.)"""
+    if n <= 1:
+        return [fn(job) for job in jobs]
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context("spawn")
+    workers = []
+    for _ in range(n):
+        here, there = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(there, os.getpid(), fn))
+        proc.start()
+        there.close()  # so that the worker's death reads as end-of-file here
+        workers.append((proc, here))
+    results, todo, busy = [None] * len(jobs), list(enumerate(jobs)), {}
+    try:
+        idle = list(workers)
+        while todo or busy:
+            while todo and idle:
+                proc, conn = idle.pop()
+                i, job = todo.pop(0)
+                conn.send(job)
+                busy[conn] = (proc, i)
+            for conn in wait(list(busy)):
+                proc, i = busy.pop(conn)
+                try:
+                    ok, value = conn.recv()
+                except EOFError:
+                    proc.join(5)
+                    raise RuntimeError(f"a worker (pid {proc.pid}) died (exit code {proc.exitcode}) while "
+                                       f"running job {i + 1} of {len(jobs)}; out of memory?") from None
+                if not ok:
+                    raise value
+                results[i] = value
+                idle.append((proc, conn))
+        for _, conn in workers:
+            conn.send(None)
+        for proc, _ in workers:
+            proc.join()
+        return results
+    finally:
+        for proc, _ in workers:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()

@@ -27,9 +27,10 @@ LOSSES = ("ce", "softmax_ce")
 METRICS = ("ce", "paper_loss", "dice", "iou")
 #: Columns of the long-form results table (one row per model, evaluated domain and metric).
 #: ``seconds``: the model's training time (wall, its epochs and their validation), the one column that
-#: differs between runs of the same params.
+#: differs between runs of the same params. ``numerics``: the arithmetic the model ran in (``bf16/contiguous``,
+#: say; hrtem_ood.training.choose_numerics), which depends on the device.
 RESULT_COLUMNS = ["run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric", "value", "seed",
-                  "freeze", "n_transfer", "lr_pretrain", "lr_transfer", "epoch", "seconds"]
+                  "freeze", "n_transfer", "lr_pretrain", "lr_transfer", "epoch", "seconds", "numerics"]
 #: Columns ``aggregate.filters`` may select on (``experiment`` is added by ``hrtem-ood compare``).
 FILTER_COLUMNS = tuple(RESULT_COLUMNS) + ("experiment",)
 SCHEMA_FILE = "params.schema.json"
@@ -132,7 +133,9 @@ class Simulate(_Section):
     slice_thickness_A: float = Field(ge=0.1, le=20, description="multislice slice thickness (A)")
     frozen_phonons: int = Field(ge=1, description="frozen-phonon configurations")
     phonon_sigma_A: float = Field(ge=0, le=0.5, description="thermal displacement standard deviation (A)")
-    fft: Literal["numpy", "fftw"] = Field(description="numpy: bit-for-bit repeatable; fftw: faster, ~1e-6 noise")
+    fft: Literal["scipy", "numpy", "fftw"] = Field(
+        description="scipy: single precision, bit-for-bit repeatable; numpy: repeatable, its complex64 forward in "
+                    "double (slower); fftw: measured plans, ~1e-6 noise between runs")
     label: Label
     calibration: Calibration
 
@@ -157,7 +160,9 @@ class Train(_Section):
                                                       "each on threads // parallel_models torch threads")
     amp: bool = Field(True, description="bf16 autocast where the device supports bf16 (CUDA, or a CPU with "
                                         "AVX512-BF16/AMX); float32 elsewhere")
-    channels_last: bool = Field(True, description="NHWC memory layout for the model and batches (faster on CPU)")
+    memory_format: Literal["auto", "channels_last", "contiguous"] = Field(
+        "auto", description="layout of the model and batches; auto: a fixed rule on the device's features "
+                            "(hrtem_ood.training.choose_numerics, docs/performance.md)")
 
 
 class Pretrain(_Section):

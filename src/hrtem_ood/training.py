@@ -32,8 +32,50 @@ def bf16_supported(device: torch.device) -> bool:
     return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def memory_format(cfg: dict) -> torch.memory_format:
-    return torch.channels_last if cfg.get("channels_last", False) else torch.contiguous_format
+def cpu_has_amx() -> bool:
+    """Whether the CPU has AMX tiles (Intel Xeon 4th generation and later), as torch reports it."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe()) if probe is not None else False
+
+
+@dataclass(frozen=True)
+class Numerics:
+    """The arithmetic a model trains and is evaluated in: bf16 autocast or float32, and the memory layout.
+    ``label`` (``bf16/contiguous``, say) goes into every result row and model file."""
+
+    bf16: bool
+    channels_last: bool
+    rule: str
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    @property
+    def label(self) -> str:
+        return f"{'bf16' if self.bf16 else 'float32'}/{'channels_last' if self.channels_last else 'contiguous'}"
+
+
+def choose_numerics(cfg: dict, device: torch.device, threads: int | None = None) -> Numerics:
+    """``train.amp`` and ``train.memory_format`` resolved for ``device`` and the model's torch ``threads`` (default:
+    torch's current count) by a fixed rule on the device's features, never by timing, which would make the bytes
+    depend on the machine's load. Measured with ``benchmarks/training_speed.py`` (docs/performance.md):
+
+    - bf16 autocast where the device runs bf16 natively (:func:`bf16_supported`) and ``amp`` is on;
+    - ``memory_format: auto``: contiguous (NCHW) for bf16 on 2 or more threads of a CPU with AMX, where oneDNN's
+      NHWC bf16 kernels scale badly for this small U-Net (one model, 2 threads: 183 against 121 crops/s);
+      channels_last (NHWC) everywhere else: bf16 on one thread (137 against 119), float32 on any CPU, CUDA.
+    """
+    bf16 = bool(cfg.get("amp", False)) and bf16_supported(device)
+    threads = torch.get_num_threads() if threads is None else int(threads)
+    choice = cfg.get("memory_format", "auto")
+    if choice != "auto":
+        return Numerics(bf16, choice == "channels_last", f"train.memory_format: {choice}")
+    if bf16 and device.type == "cpu" and cpu_has_amx() and threads >= 2:
+        return Numerics(True, False, f"auto: bf16 on {threads} threads of a CPU with AMX -> contiguous")
+    where = f"{threads} thread(s) of a CPU {'with' if cpu_has_amx() else 'without'} AMX" if device.type == "cpu" \
+        else device.type
+    return Numerics(bf16, True, f"auto: {'bf16' if bf16 else 'float32'} on {where} -> channels_last")
 
 
 def set_threads(n: int) -> None:
@@ -102,7 +144,8 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
     device = device or select_device()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    fmt = memory_format(cfg)
+    num = choose_numerics(cfg, device)
+    fmt = num.memory_format
     model.to(device, memory_format=fmt)
     loss_fn = training_loss(cfg["loss"])
     params = [p for p in model.parameters() if p.requires_grad]
@@ -112,7 +155,7 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
                           int(cfg["batch_size"]), cfg["augment"], rng)
     val_key = "ce" if cfg["loss"] == "ce" else "softmax_ce"
     cuda = device.type == "cuda"
-    amp = bool(cfg.get("amp", False)) and bf16_supported(device)
+    amp = num.bf16
     best = TrainResult(best_state={}, best_epoch=0, best_val_loss=float("inf"))
     t0 = time.perf_counter()
     seen = 0
@@ -187,6 +230,7 @@ def train_one_model(job: dict) -> dict:
         model.load_state_dict(torch.load(job["init_file"], map_location="cpu", weights_only=True)["state_dict"])
     model.freeze(job["freeze"])
     res = train(model, tr_x, tr_y, va_x, va_y, tc, job["lr"], job["epochs"], seed=seed, device=device)
+    num = choose_numerics(tc, device)
     model.load_state_dict(res.best_state)
     stage, p, t = job["stage"], job["pretrain_domain"], job["target_domain"]
     transfer = stage == "transfer"
@@ -194,18 +238,18 @@ def train_one_model(job: dict) -> dict:
     common = {"run": run, "stage": stage, "pretrain_domain": p, "target_domain": t, "seed": seed,
               "freeze": job["freeze"] if transfer else None, "n_transfer": job["n_images"] if transfer else None,
               "lr_pretrain": float(job["lr_pretrain"]), "lr_transfer": job["lr"] if transfer else None,
-              "epoch": res.best_epoch, "seconds": round(res.seconds, 2)}
+              "epoch": res.best_epoch, "seconds": round(res.seconds, 2), "numerics": num.label}
     rows = []
     for eval_domain, (ex, ey) in _eval_sets(job["domains_dir"], tuple(job["eval_domains"])).items():
-        m = evaluate(model, ex, ey, device, memory_format=memory_format(tc))
+        m = evaluate(model, ex, ey, device, memory_format=num.memory_format)
         rows.extend({**common, "eval_domain": eval_domain, "metric": metric, "value": round(m[metric], 7)}
                     for metric in METRICS)
     curve = [{"run": run, "seed": seed, **{k: round(v, 7) if isinstance(v, float) else v for k, v in c.items()}}
              for c in res.curve]
     print(f"{run}: best epoch {res.best_epoch}/{job['epochs']}, val loss {res.best_val_loss:.4f}, "
-          f"{res.images_seen / res.seconds:.1f} crops/s")
+          f"{res.images_seen / res.seconds:.1f} crops/s ({num.label}; {num.rule})")
     buf = io.BytesIO()
     torch.save({"state_dict": {k: v.detach().cpu() for k, v in res.best_state.items()}, "model": job["model"],
                 "seed": seed, "epoch": res.best_epoch, "stage": stage, "pretrain_domain": p, "target_domain": t,
-                "condition": job["tag"]}, buf)
+                "condition": job["tag"], "numerics": num.label, "numerics_rule": num.rule}, buf)
     return {"seed": seed, "model_bytes": buf.getvalue(), "rows": rows, "curve": curve}

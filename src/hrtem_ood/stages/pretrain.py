@@ -1,25 +1,29 @@
-"""Stage ``pretrain@<domain>``: one U-Net per pretraining LR (``pretrain.lr``, a value or a grid) and seed,
-trained on a domain (best epoch by its own validation loss) and evaluated on the test split of every
-domain. Torch is imported only where a model trains (here, a spawned process or a dask worker)."""
+"""Stage ``pretrain``: every pretraining model, ``pretrain.domains`` x ``pretrain.lr`` (a value or a grid) x
+``train.seeds``, trained ``train.parallel_models`` side by side (on 2 cores, two 1-thread models at once), each
+on its domain (best epoch by its own validation loss) and evaluated on the test split of every domain. One
+stage for the whole grid, so that the models of different domains share the cores; each domain keeps its own
+files (``<models-out>/<domain>/``, ``<results-out>/<domain>.csv``, ``<curves-out>/<domain>.json``), which
+are what each transfer row depends on. Torch is imported only where a model trains (a spawned process or a
+dask worker)."""
 
 from __future__ import annotations
 
 import sys
 
-from ..grid import stage_jobs, train_and_write
-from ..params import fail
-from . import TRAINING_ARGUMENTS, entry
+from ..grid import pretrain_jobs, train_and_write
+from . import entry
 
 
 def pretrain(params: dict, args) -> None:
-    if args.domain not in params["pretrain"]["domains"]:
-        fail(params, "pretrain.domains", f"{args.domain!r} is not listed")
-    jobs = stage_jobs(params, "pretrain", args.domain, args.domains_dir)
-    train_and_write(jobs, args.models_out, args.results_out, args.curves_out)
+    jobs = pretrain_jobs(params, args.domains_dir)
+    train_and_write(jobs, args.models_out, args.results_out, args.curves_out, per_domain=True)
 
 
 main = entry("pretrain", __doc__, pretrain,
-             {"--domain": "a key of domains listed in pretrain.domains", **TRAINING_ARGUMENTS})
+             {"--domains-dir": "folder of the domain datasets",
+              "--models-out": "folder of the best models: <domain>/<condition>/seed<k>.pt",
+              "--results-out": "folder of the results tables: <domain>.csv",
+              "--curves-out": "folder of the learning curves: <domain>.json"})
 
 
 if __name__ == "__main__":
