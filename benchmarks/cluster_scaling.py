@@ -52,7 +52,7 @@ def main(params_path="params.yaml"):
         os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
         grid.train_and_write(grid.stage_jobs(p, "pretrain", "a", tmp / "domains"), tmp / "pre", tmp / "pre.csv",
                              tmp / "pre.json")
-        jobs = grid.stage_jobs(p, "transfer", "a", tmp / "domains", targets=["b"], init_dir=tmp / "pre")
+        jobs = grid.stage_jobs(p, "transfer", "a", tmp / "domains", targets=["b"], init_dir=tmp / "pre" / "a")
         walls = {}
         for n in (1, 2):
             with local_cluster(n) as address:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Times one pretrain and one transfer stage on a CUDA GPU, at the default scale, without and with AMP.
+# Times the pretrain stage (its 5 models) and one transfer row on a CUDA GPU, at the default scale, without and with AMP.
 # Needs a finished data part of the pipeline (`dvc repro examples`). Skipped on machines without CUDA.
 # params.yaml is never edited: each run reads a temporary copy with train.amp set, and writes its
 # models and results into a temporary folder.
@@ -19,10 +19,10 @@ p["train"]["amp"] = sys.argv[1] == "true"
 yaml.safe_dump(p, open(sys.argv[2], "w"), sort_keys=False)
 PY
   out="$tmp/$amp"
-  /usr/bin/time -f "pretrain@dfm10 amp=$amp: %e s wall" hrtem-ood --params "$tmp/params-$amp.yaml" pretrain \
-    --domain dfm10 --domains-dir data/domains --models-out "$out/pretrain" --results-out "$out/pretrain.csv" \
-    --curves-out "$out/pretrain.json"
+  /usr/bin/time -f "pretrain (every domain) amp=$amp: %e s wall" hrtem-ood --params "$tmp/params-$amp.yaml" \
+    pretrain --domains-dir data/domains --models-out "$out/pretrain" --results-out "$out/pretrain" \
+    --curves-out "$out/pretrain-curves"
   /usr/bin/time -f "transfer@dfm10 (10 targets) amp=$amp: %e s wall" hrtem-ood --params "$tmp/params-$amp.yaml" \
-    transfer --pretrain dfm10 --domains-dir data/domains --init "$out/pretrain" --models-out "$out/transfer" \
+    transfer --pretrain dfm10 --domains-dir data/domains --init "$out/pretrain/dfm10" --models-out "$out/transfer" \
     --results-out "$out/transfer.csv" --curves-out "$out/transfer.json"
 done

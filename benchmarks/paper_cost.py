@@ -57,16 +57,17 @@ def measure_cpu(p: dict, steps: int = 3, batch: int = 4) -> float:
 
     from hrtem_ood.evaluation import training_loss
     from hrtem_ood.model import build_model
-    from hrtem_ood.training import bf16_supported, memory_format, set_threads
+    from hrtem_ood.training import choose_numerics, set_threads
 
     tc = p["train"]
     set_threads(2)
-    fmt = memory_format(tc)
+    num = choose_numerics(tc, torch.device("cpu"))
+    fmt = num.memory_format
     model = build_model(p["model"], 0).to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     x = torch.randn(batch, 1, tc["crop_px"], tc["crop_px"]).contiguous(memory_format=fmt)
     y = torch.randint(0, 2, (batch, tc["crop_px"], tc["crop_px"]))
-    amp = tc["amp"] and bf16_supported(torch.device("cpu"))
+    amp = num.bf16
     loss_fn = training_loss(tc["loss"])
     for k in range(steps + 1):
         if k == 1:

@@ -23,7 +23,7 @@ import torch
 from hrtem_ood.evaluation import training_loss
 from hrtem_ood.model import build_model
 from hrtem_ood.params import load_params
-from hrtem_ood.training import CropBatches, bf16_supported, set_threads, train
+from hrtem_ood.training import CropBatches, bf16_supported, choose_numerics, set_threads, train
 
 
 def bare_loop(model, images, masks, cfg, lr, epochs, seed, bf16, fmt):
@@ -87,10 +87,9 @@ def main():
     for name, _, _ in layouts:
         print(f"  {name:32s} {rates[name]:6.1f} crops/s  {rates[name] / base:4.2f}x")
 
-    print("\n2. our loop vs a bare loop (the params' layout: amp "
-          f"{cfg['amp'] and bf16_ok}, channels_last {cfg['channels_last']}; 4 epochs, best of 2)")
-    bf16 = bool(cfg["amp"]) and bf16_ok
-    fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+    num = choose_numerics(cfg, torch.device("cpu"))
+    print(f"\n2. our loop vs a bare loop (the params' numerics: {num.label}; 4 epochs, best of 2)")
+    bf16, fmt = num.bf16, num.memory_format
     ours = bare = 0.0
     for _ in range(2):
         bare = max(bare, bare_loop(build_model(mc, 0), images, masks, cfg, 1e-3, 4, 0, bf16, fmt))

@@ -97,21 +97,12 @@ def side_by_side(tc: dict, n_jobs: int) -> int:
     return max(1, min(int(tc.get("parallel_models", 1)), n_jobs))
 
 
-def rounds(tc: dict, n_jobs: int) -> list[tuple[int, int]]:
-    """A stage's ``n_jobs`` models in rounds of ``(models side by side, torch threads each)``: full rounds of
-    ``train.parallel_models`` models sharing ``train.threads``, then the models left over sharing every thread
-    (5 models on 2 threads: 4 side by side on 1 thread each, then the fifth alone on 2). Each model's thread
-    count follows from params and its place in the stage, wherever it runs (a local worker process or a dask
-    worker), so its results depend on nothing else."""
-    k, threads = side_by_side(tc, n_jobs), int(tc["threads"])
-    full, left = divmod(n_jobs, k)
-    out = [(k, max(1, threads // k))] * full
-    return out + ([(left, max(1, threads // left))] if left else [])
-
-
-def model_threads(tc: dict, n_jobs: int) -> list[int]:
-    """Torch threads of each of a stage's ``n_jobs`` models, in job order (:func:`rounds`)."""
-    return [threads for k, threads in rounds(tc, n_jobs) for _ in range(k)]
+def model_threads(tc: dict, n_jobs: int) -> int:
+    """Torch threads of each model of a stage of ``n_jobs`` models: ``train.threads`` shared by the models that
+    train side by side (5 pretraining models on 2 threads: 1 thread each, the fifth too). Every model gets this
+    count wherever it runs (here, a local worker process or a dask worker) and whatever its place in the stage,
+    so its results depend only on params and the size of its stage's grid."""
+    return max(1, int(tc["threads"]) // side_by_side(tc, n_jobs))
 
 
 def run_job(job: dict) -> dict:
@@ -134,13 +125,11 @@ def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curve
     from .parallel import map_ordered, run_side_by_side, scheduler_address
 
     tc = jobs[0]["train"]
-    jobs = [dict(job, threads=t) for job, t in zip(jobs, model_threads(tc, len(jobs)), strict=True)]
+    jobs = [dict(job, threads=model_threads(tc, len(jobs))) for job in jobs]
     if scheduler_address():
         results = map_ordered(run_job, jobs, desc=f"{jobs[0]['stage']} models")
-    else:  # full rounds side by side, then the models left over on every thread (:func:`rounds`)
-        k = side_by_side(tc, len(jobs))
-        full = len(jobs) - len(jobs) % k
-        results = run_side_by_side(run_job, jobs[:full], k) + run_side_by_side(run_job, jobs[full:], len(jobs) - full)
+    else:
+        results = run_side_by_side(run_job, jobs, side_by_side(tc, len(jobs)))
     with atomic_path(models_out, is_dir=True) as tmp:
         for job, r in zip(jobs, results, strict=True):
             path = tmp / job["model_file"]

@@ -1,0 +1,220 @@
+"""The default run's speed levers, each before and after, side by side in one run on this machine.
+
+1. multislice of one default scene (full scene + particles alone + calibration), warm, one process:
+   numpy's FFT slice by slice (before) | scipy.fft (``simulate.fft: scipy``) | scipy.fft + merged vacuum (after);
+2. training layout of one model, bf16 + channels_last (before) against ``choose_numerics``' rule (after), on
+   1 and on 2 threads (the rule depends on the thread count);
+3. the pretraining stage's schedule: 5 models one after another on 2 threads, bf16 + channels_last (before),
+   against 2 side by side on 1 thread each (after), short models of the same shape;
+4. levers measured and not adopted: ``torch.compile`` (1 thread), the per-epoch validation, data loading.
+
+Usage: python benchmarks/speed_levers.py [params.yaml]. Prints the CPU model first; quote ratios only.
+"""
+
+import multiprocessing
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from simulation_cost import scene_tasks  # noqa: E402
+from training_speed import bare_loop  # noqa: E402
+
+from hrtem_ood.params import load_params  # noqa: E402
+
+EPOCHS, N_IMAGES = 2, 32  # the short models of section 3: 2 epochs of 32 images x crops_per_image crops
+
+
+def cpu_model() -> str:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    name = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
+                platform.processor())
+    return name
+
+
+def _scene_seconds(args) -> float:
+    """Warm seconds of ``simulate_scene`` for the tasks (in a fresh process, so that abTEM's FFT setting and
+    its numba functions start alike), after one warm-up scene."""
+    tasks, fft, merge = args
+    import hrtem_ood.simulation as simulation
+
+    if not merge:  # the particles-only multislice slice by slice, as before
+        simulation.vacuum_merged_slices = lambda z, t, dz: dz
+    tasks = [dict(t, sim=dict(t["sim"], fft=fft)) for t in tasks]
+    simulation.simulate_scene(tasks[0])
+    t0 = time.perf_counter()
+    for t in tasks[1:]:
+        simulation.simulate_scene(t)
+    return (time.perf_counter() - t0) / (len(tasks) - 1)
+
+
+def multislice(params: dict) -> None:
+    print("\n1. multislice per default scene (full scene, particles alone, calibration; warm, one process)")
+    tasks = scene_tasks(params, 4)
+    ctx = multiprocessing.get_context("spawn")
+    rows = [("numpy FFT, slice by slice (before)", "numpy", False), ("scipy.fft, slice by slice", "scipy", False),
+            ("scipy.fft + merged vacuum (after)", "scipy", True)]
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:  # one process per setting, one after another
+        secs = {name: list(pool.map(_scene_seconds, [(tasks, fft, merge)]))[0] for name, fft, merge in rows}
+    base = secs[rows[0][0]]
+    for name, _, _ in rows:
+        print(f"  {name:38s} {secs[name]:5.2f} s  {base / secs[name]:4.2f}x")
+
+
+def _data(n: int, size: int = 256):
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(n, size, size)).astype(np.float32),
+            (rng.random((n, size, size)) > 0.8).astype(np.int64))
+
+
+def _layout_rate(args) -> float:
+    """Bare-loop crops/s of one model on ``threads`` threads, bf16 where native, in the given layout."""
+    threads, channels_last, params = args
+    import torch
+
+    from hrtem_ood.model import build_model
+    from hrtem_ood.training import bf16_supported, set_threads
+
+    set_threads(threads)
+    images, masks = _data(16)
+    bf16 = bool(params["train"]["amp"]) and bf16_supported(torch.device("cpu"))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    bare_loop(build_model(params["model"], 0), images[:2], masks[:2], params["train"], 1e-3, 1, 0, bf16, fmt)
+    return max(bare_loop(build_model(params["model"], 0), images, masks, params["train"], 1e-3, 2, 0, bf16, fmt)
+               for _ in range(2))
+
+
+def layout(params: dict) -> None:
+    import torch
+
+    from hrtem_ood.training import choose_numerics
+
+    print("\n2. layout of one model (bare loop, best of 2), before: bf16 + channels_last; after: the rule")
+    ctx = multiprocessing.get_context("spawn")
+    for threads in (1, 2):
+        num = choose_numerics(params["train"], torch.device("cpu"), threads)
+        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            before = list(pool.map(_layout_rate, [(threads, True, params)]))[0]
+            after = list(pool.map(_layout_rate, [(threads, num.channels_last, params)]))[0]
+        print(f"  {threads} thread(s): before {before:6.1f} crops/s, after ({num.label}) {after:6.1f} crops/s: "
+              f"{after / before:4.2f}x  [{num.rule}]")
+
+
+def _model(args) -> float:
+    """One short model with the project's loop (validation included) on ``threads`` threads; returns seconds."""
+    threads, memory_format, params = args
+    from hrtem_ood.model import build_model
+    from hrtem_ood.training import set_threads, train
+
+    set_threads(threads)
+    images, masks = _data(N_IMAGES)
+    cfg = dict(params["train"], memory_format=memory_format)
+    t0 = time.perf_counter()
+    train(build_model(params["model"], 0), images, masks, images[:5], masks[:5], cfg, 1e-3, EPOCHS, seed=0)
+    return time.perf_counter() - t0
+
+
+def schedule(params: dict) -> None:
+    from hrtem_ood.grid import model_threads, side_by_side
+
+    n = 5
+    k, threads = side_by_side(params["train"], n), model_threads(params["train"], n)
+    print(f"\n3. the pretraining stage's {n} models ({EPOCHS} epochs of {N_IMAGES} images each; project loop)")
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(k, mp_context=ctx) as pool:
+        list(pool.map(_model, [(1, "auto", params)] * k))  # warm every worker
+        t0 = time.perf_counter()
+        for _ in range(n):
+            list(pool.map(_model, [(int(params["train"]["threads"]), "channels_last", params)]))
+        before = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        list(pool.map(_model, [(threads, "auto", params)] * n))
+        after = time.perf_counter() - t0
+    print(f"  before: one after another on {params['train']['threads']} threads, bf16 + channels_last: {before:6.1f} s")
+    print(f"  after: {k} side by side on {threads} thread(s) each, auto layout: {after:6.1f} s  {before / after:4.2f}x")
+
+
+def _compiled_rate(args) -> tuple[float, float, float]:
+    """Eager and torch.compile'd bare-loop crops/s on 1 thread in the rule's layout, and the compile seconds."""
+    params, = args
+    import torch
+
+    from hrtem_ood.model import build_model
+    from hrtem_ood.training import choose_numerics, set_threads
+
+    set_threads(1)
+    num = choose_numerics(params["train"], torch.device("cpu"), 1)
+    images, masks = _data(16)
+    eager = _rate_of(build_model(params["model"], 0), images, masks, params, num)
+    model = build_model(params["model"], 0)
+    compiled = torch.compile(model)
+    t0 = time.perf_counter()
+    _rate_of(compiled, images[:1], masks[:1], params, num, epochs=1)
+    compile_s = time.perf_counter() - t0
+    return eager, _rate_of(compiled, images, masks, params, num), compile_s
+
+
+def _rate_of(model, images, masks, params, num, epochs: int = 2) -> float:
+    return bare_loop(model, images, masks, params["train"], 1e-3, epochs, 0, num.bf16, num.memory_format)
+
+
+def _loop_shares(args) -> tuple[float, float, float]:
+    """Our loop's crops/s with and without the per-epoch validation, and the crop sampler's share of a step."""
+    params, = args
+    import torch
+
+    from hrtem_ood.model import build_model
+    from hrtem_ood.training import CropBatches, set_threads, train
+
+    set_threads(1)
+    images, masks = _data(N_IMAGES)
+    cfg = params["train"]
+
+    def ours(n_val: int) -> float:
+        t0 = time.perf_counter()
+        res = train(build_model(params["model"], 0), images, masks, images[:n_val], masks[:n_val], cfg, 1e-3, 3, 0,
+                    device=torch.device("cpu"))
+        return res.images_seen / (time.perf_counter() - t0)
+
+    with_val, no_val = ours(params["structures"]["n_val"]), ours(1)
+    batches = CropBatches(images, masks, cfg["crop_px"], cfg["crops_per_image"], cfg["batch_size"], cfg["augment"],
+                          np.random.default_rng(0))
+    t0 = time.perf_counter()
+    n = sum(len(x) for x, _ in batches.epoch())
+    sampling = (time.perf_counter() - t0) / n
+    return with_val, no_val, sampling * with_val
+
+
+def other_levers(params: dict) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    print("\n4. levers measured, not adopted (1 thread, the rule's layout)")
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        with_val, no_val, sampler_share = list(pool.map(_loop_shares, [(params,)]))[0]
+    print(f"  per-epoch validation ({params['structures']['n_val']} whole images): {with_val:.1f} crops/s with, "
+          f"{no_val:.1f} with 1 image: it costs {no_val / with_val - 1:+.1%}")
+    print(f"  data loading (random crops + dihedral transforms): {sampler_share:.1%} of the training time")
+    try:
+        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            eager, compiled, compile_s = list(pool.map(_compiled_rate, [(params,)]))[0]
+        print(f"  torch.compile: eager {eager:.1f} crops/s, compiled {compiled:.1f} crops/s ({compiled / eager:.2f}x) "
+              f"after {compile_s:.0f} s of compilation per process (needs a C++ compiler at run time)")
+    except Exception as exc:  # no C++ compiler, say: the lever cannot run here
+        print(f"  torch.compile: not measurable here ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+
+
+def main():
+    params = load_params(sys.argv[1] if len(sys.argv) > 1 else "params.yaml")
+    print(f"CPU: {cpu_model()}, {multiprocessing.cpu_count()} cores")
+    multislice(params)
+    layout(params)
+    schedule(params)
+    other_levers(params)
+
+
+if __name__ == "__main__":
+    main()
