@@ -84,6 +84,17 @@ def test_npy_and_png_have_no_pixel_size(tmp_path):
     assert pixel is None and set(np.unique(m)) == {0.0, 255.0}
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_a_grey_image_saved_as_colour_reads_as_its_grey_channel(tmp_path, mode):
+    """Real micrographs often come as RGB(A) PNGs whose colour channels are equal and whose alpha is opaque
+    (the segmentation set this project ships is one): they read as the grey image, pixel for pixel."""
+    grey = (np.random.default_rng(1).random((40, 56)) * 255).astype(np.uint8)
+    channels = [grey] * 3 + ([np.full_like(grey, 255)] if mode == "RGBA" else [])
+    Image.fromarray(np.stack(channels, axis=-1), mode).save(tmp_path / "g.png")
+    data, pixel = read_image(tmp_path / "g.png")
+    assert data.shape == grey.shape and np.array_equal(data, grey.astype(np.float64)) and pixel is None
+
+
 def _dataset(root: Path, n=3, pixel=0.2, with_masks=True):
     (root / "images").mkdir(parents=True)
     if with_masks:
@@ -170,11 +181,22 @@ def _bad(tmp_path, case):
     if case == "unmatched":
         (mask_dir / "s1.png").unlink()
         return cfg, "masks do not match images"
+    if case == "colour":
+        rgb = np.stack([_blob()[1] * 255] * 3, axis=-1).astype(np.uint8)
+        rgb[10:20, 10:20, 0] = 40  # one red patch: a colour image, not a grey one saved as colour
+        Image.fromarray(rgb).save(mask_dir / "s1.png")
+        return cfg, "s1.png: colour image (its red, green and blue channels differ)"
+    if case == "transparent":
+        rgba = np.repeat((_blob()[1] * 255).astype(np.uint8)[..., None], 4, axis=-1)
+        rgba[..., 3] = 255
+        rgba[:8, :8, 3] = 0
+        Image.fromarray(rgba, "RGBA").save(mask_dir / "s1.png")
+        return cfg, "s1.png: grey image with a varying alpha channel"
     raise AssertionError(case)
 
 
 CASES = ["unreadable", "truncated", "truncated_dm", "unsupported", "shape", "nonbinary", "nan", "no_pixel_size",
-         "stack", "stack_dm", "duplicate", "empty", "unmatched"]
+         "stack", "stack_dm", "duplicate", "empty", "unmatched", "colour", "transparent"]
 
 
 @pytest.mark.parametrize("case", CASES)

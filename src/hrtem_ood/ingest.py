@@ -66,6 +66,21 @@ def _rsciio_read(path: Path) -> tuple[np.ndarray, float | None]:
     return np.asarray(sig["data"]), pixel
 
 
+def grey_from_colour(data: np.ndarray, path: Path) -> np.ndarray:
+    """A grey image saved as RGB or RGBA (three equal colour channels, an opaque or absent alpha), as its one
+    channel; a 2-D image as it is. A truly colour image, or one with transparent pixels, is refused."""
+    if not (data.ndim == 3 and data.shape[-1] in (3, 4)):
+        return data
+    rgb = data[..., :3]
+    if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+        raise IngestError(f"{path}: colour image (its red, green and blue channels differ); expected a "
+                          "single-channel micrograph or mask")
+    if data.shape[-1] == 4 and np.unique(data[..., 3]).size > 1:
+        raise IngestError(f"{path}: grey image with a varying alpha channel (transparent pixels); expected an "
+                          "opaque single-channel micrograph or mask")
+    return np.ascontiguousarray(rgb[..., 0])
+
+
 def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
     """A 2-D float64 image and its pixel size in A (None when the file does not say)."""
     path = Path(path)
@@ -86,9 +101,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
         raise
     except Exception as exc:  # readers raise many types for truncated/corrupt files
         raise IngestError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
-    data = np.asarray(data)
-    if data.ndim == 3 and data.shape[-1] in (3, 4) and suffix == ".png":
-        raise IngestError(f"{path}: colour image; expected a single-channel micrograph or mask")
+    data = grey_from_colour(np.asarray(data), path) if suffix in (".png", ".tif", ".tiff") else np.asarray(data)
     if data.ndim != 2:
         raise IngestError(f"{path}: expected a 2-D image, got shape {data.shape} (stacks are not supported)")
     if data.dtype.kind not in "biuf":
