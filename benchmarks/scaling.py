@@ -104,7 +104,6 @@ def domains(ns=(2, 3, 4)) -> None:
         names = [f"df{'m' if d < 0 else 'p' if d > 0 else ''}{abs(d)}" for d in defoci]
         p["domains"] = {name: {"defocus_nm": d} for name, d in zip(names, defoci, strict=True)}
         p["pretrain"]["domains"] = names
-        p["transfer"]["pairs"] = {f"{a}-to-{b}": {"pretrain": a, "target": b} for a in names for b in names if a != b}
         p["aggregate"].update(pairs=[[names[0], names[-1]]], exclude_from_std=[])
         with tempfile.TemporaryDirectory() as tmp:
             copy_repo(Path(tmp), p)

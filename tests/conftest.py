@@ -29,8 +29,6 @@ def tiny_params() -> dict:
     p["train"].update(crop_px=64, crops_per_image=2, batch_size=4, seeds=[0])
     p["pretrain"].update(domains=["dfm10", "dfp10"], epochs=2)
     p["transfer"].update(epochs=1, n_images=2)
-    p["transfer"]["pairs"] = {f"{a}-to-{b}": {"pretrain": a, "target": b}
-                              for a in p["pretrain"]["domains"] for b in p["domains"] if a != b}
     p["aggregate"]["pairs"] = [["dfm10", "dfp10"]]
     return p
 

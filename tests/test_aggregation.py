@@ -143,12 +143,9 @@ def test_aggregate_cli_on_a_foreign_table(tmp_path):
     from conftest import tiny_params
 
     from hrtem_ood.cli import main
-    from hrtem_ood.domains import expected_pairs
-
     p = tiny_params()
     p["domains"] = {"a": {"defocus_nm": 10}, "b": {"defocus_nm": -5}, "c": {"defocus_nm": 0}}
     p["pretrain"]["domains"] = PRE
-    p["transfer"]["pairs"] = expected_pairs(p)
     p["aggregate"].update(exclude_from_std=["c"], pairs=[["a", "b"]])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     (tmp_path / "published.json").write_text(json.dumps(_rows()))

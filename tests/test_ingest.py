@@ -252,16 +252,15 @@ def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
 
 
 def test_ingested_domain_joins_the_evaluation_domains(params):
-    from hrtem_ood.domains import domain_names, expected_pairs
+    from hrtem_ood.domains import domain_names, transfer_pairs
+    from hrtem_ood.grid import transfer_targets
     from hrtem_ood.params import ParamsError, validate
 
     params["ingest"] = {"datasets": {"lab": {"root": "raw/lab", "masks": True}, "nolabels": {"root": "raw/x"}}}
     assert domain_names(params)[-1] == "lab" and "nolabels" not in domain_names(params)
-    with pytest.raises(ParamsError, match="transfer.pairs"):  # a labelled dataset is also a transfer target
-        validate(params)
-    params["transfer"]["pairs"] = expected_pairs(params)
-    validate(params)
-    assert "dfm10-to-lab" in params["transfer"]["pairs"]
+    validate(params)  # its params entry is all a dataset needs: it is a transfer target of every row at once
+    assert "dfm10-to-lab" in transfer_pairs(params) and "dfm10-to-nolabels" not in transfer_pairs(params)
+    assert transfer_targets(params, "dfp10") == ["dfm10", "df0", "lab"]
     params["ingest"]["datasets"]["dfm10"] = {"root": "raw/y"}
     with pytest.raises(ParamsError, match="also a simulated domain"):
         validate(params)

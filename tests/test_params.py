@@ -5,7 +5,7 @@ import yaml
 from conftest import REPO
 
 from hrtem_ood.cli import main
-from hrtem_ood.domains import expected_pairs
+from hrtem_ood.domains import transfer_pairs
 from hrtem_ood.params import ParamsError, validate
 
 
@@ -16,7 +16,7 @@ def test_valid_default_and_tiny_params(params):
 
     validate(load_params(REPO / "params.yaml"))
     validate(params)
-    assert len(expected_pairs(load_params(REPO / "params.yaml"))) == 50
+    assert len(transfer_pairs(load_params(REPO / "params.yaml"))) == 50  # 5 pretraining rows x 10 other domains
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,8 @@ def test_valid_default_and_tiny_params(params):
         (lambda p: p["train"].update(amp=1), "train.amp", "valid boolean"),
         (lambda p: p["train"].update(seeds=[0, 0]), "train.seeds", "duplicate"),
         (lambda p: p["transfer"].update(freeze="all"), "transfer.freeze", "'none', 'encoder' or 'decoder'"),
-        (lambda p: p["transfer"]["pairs"].pop("dfm10-to-df0"), "transfer.pairs", "hrtem-ood pairs --write"),
+        (lambda p: p["transfer"].update(pairs={"a-to-b": {"pretrain": "a", "target": "b"}}), "transfer.pairs",
+         "no longer a param"),
         (lambda p: p["aggregate"].update(exclude_from_std=["df7"]), "aggregate.exclude_from_std", "declared"),
         # the six typos that used to validate silently
         (lambda p: p["pretrain"].update(epoch=5), "pretrain.epoch", "unknown key; did you mean epochs?"),
@@ -134,18 +135,16 @@ def test_missing_params_file_is_named(tmp_path, capsys):
     assert rc == 2 and "absent.yaml: file not found" in capsys.readouterr().err
 
 
-def test_pairs_write_regenerates_grid(tmp_path, params, capsys):
-    from hrtem_ood.params import load_params
+def test_the_transfer_grid_follows_the_domains_with_no_edit(params):
+    """The pairs are derived: listing a pretraining domain (or a labelled dataset) is the whole edit."""
+    from hrtem_ood.grid import transfer_targets
 
     params["pretrain"]["domains"] = ["df0"]
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    with pytest.raises(ParamsError):
-        validate(load_params(path))
-    assert main(["--params", str(path), "pairs", "--write"]) == 0
-    fixed = load_params(path)
-    validate(fixed)
-    assert sorted(fixed["transfer"]["pairs"]) == ["df0-to-dfm10", "df0-to-dfp10"]
+    validate(params)
+    assert sorted(transfer_pairs(params)) == ["df0-to-dfm10", "df0-to-dfp10"]
+    assert transfer_targets(params, "df0") == ["dfm10", "dfp10"]
+    with pytest.raises(ParamsError, match="pretrain.domains: 'dfm10' is not a pretraining domain"):
+        transfer_targets(params, "dfm10")
 
 
 @pytest.mark.parametrize("name", sorted(p.relative_to(REPO / "presets").with_suffix("").as_posix()

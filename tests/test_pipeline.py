@@ -17,6 +17,7 @@ import yaml
 from conftest import copy_repo, dvc, git, tiny_params
 
 from hrtem_ood.datasets import read_h5
+from hrtem_ood.domains import transfer_pairs
 
 pytestmark = pytest.mark.slow
 
@@ -28,13 +29,10 @@ GRID = {"n_images": [1, 2], "freeze": ["none", "encoder"]}
 def pipeline_params() -> dict:
     """The tiny params with a 2 x 2 transfer grid, plus one experimental dataset (``raw/lab``), ingested as
     a domain."""
-    from hrtem_ood.domains import expected_pairs
-
     p = tiny_params()
     p["transfer"].update(GRID)
     p["ingest"] = {"datasets": {"lab": {"root": "raw/lab", "masks": True, "tile_px": 64, "stride_px": 64,
                                         "splits": {"val": 0.34, "test": 0.34}, "seed": 0}}}
-    p["transfer"]["pairs"] = expected_pairs(p)
     return p
 
 
@@ -85,7 +83,7 @@ def test_every_stage_wrote_its_outputs(repo):
     for d in p["pretrain"]["domains"]:
         assert (repo / f"models/pretrain/{d}/lrp{lrp:g}/seed0.pt").is_file()
     for d in p["pretrain"]["domains"]:  # one transfer stage per pretraining row: targets x grid x seeds
-        targets = [v["target"] for v in p["transfer"]["pairs"].values() if v["pretrain"] == d]
+        targets = [v["target"] for v in transfer_pairs(p).values() if v["pretrain"] == d]
         with open(repo / f"metrics/results/transfer/{d}.csv") as fh:
             rows = list(csv.DictReader(fh))
         assert list(rows[0])[:8] == ["run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric",
@@ -100,7 +98,7 @@ def test_every_stage_wrote_its_outputs(repo):
                                weights_only=True)
             assert (saved["pretrain_domain"], saved["target_domain"]) == (d, t)
     head = json.loads((repo / "metrics/ood.json").read_text())
-    assert head["n_pairs"] == len(p["transfer"]["pairs"])
+    assert head["n_pairs"] == len(transfer_pairs(p)) == 2 * 3  # 2 pretraining rows x 3 other domains (lab too)
     # one dvc repro pools the grid in every cell: 2 sizes x 2 frozen parts x 1 seed = 4 models per cell
     assert head["pooled_conditions"]["freeze"] == ["encoder", "none"]
     assert head["pooled_conditions"]["n_transfer"] == ["1", "2"]
@@ -217,7 +215,7 @@ def test_plots_show_renders_every_plot(repo):
     p = pipeline_params()
     runs = {r["run"] for r in curves}
     # one series per pair, condition and seed
-    assert len(runs) == len(p["transfer"]["pairs"]) * 4 * len(p["train"]["seeds"])
+    assert len(runs) == len(transfer_pairs(p)) * 4 * len(p["train"]["seeds"])
     assert {r["epoch"] for r in curves} == set(range(1, p["transfer"]["epochs"] + 1))
 
 

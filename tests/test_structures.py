@@ -145,7 +145,6 @@ def test_domains_with_their_own_structures_are_simulated_once_per_group(params, 
     params["domains"] = {"df0": {"defocus_nm": 0}, "cu0": {"defocus_nm": 0, "structure": cu},
                          "cu10": {"defocus_nm": 10, "structure": dict(cu)}}
     params["pretrain"]["domains"] = ["df0"]
-    params["transfer"]["pairs"] = {f"df0-to-{t}": {"pretrain": "df0", "target": t} for t in ("cu0", "cu10")}
     params["aggregate"].update(exclude_from_std=[], pairs=[["df0", "cu0"]])
     validate(params)
     group = structure_group(params, "cu0")

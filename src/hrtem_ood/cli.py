@@ -2,7 +2,7 @@
 
 Pipeline stages (``structures``, ``simulate``, ``image``, ``ingest``, ``examples``, ``pretrain``,
 ``transfer``, ``aggregate``) are handed to their module in :mod:`hrtem_ood.stages`; the other commands
-(``validate``, ``schema``, ``pairs``, ``preset``, ``compare``, ``ctf-overlap``, ``vs-study``) are parsed
+(``validate``, ``schema``, ``preset``, ``compare``, ``ctf-overlap``, ``vs-study``) are parsed
 here. A user error prints one line and exits with status 2; any other exception keeps its traceback.
 """
 
@@ -20,7 +20,6 @@ COMMANDS = {
     "validate": "check params.yaml completely (also the material and the timm encoder) and exit",
     "schema": "print the JSON Schema of params.yaml (--write: update params.schema.json)",
     "plots-template": "write the offline page `dvc plots show` fills (.dvc/plots_offline.html)",
-    "pairs": "print (or --write into params) every (pretrain, target) transfer pair",
     "preset": "print the `-S key=value` overrides of a preset for `dvc exp run`, or --apply it to params.yaml",
     "compare": "pool the results of several dvc experiments into one aggregate",
     "ctf-overlap": "does the CTF overlap of two domains predict the OOD gap after pretraining?",
@@ -30,7 +29,7 @@ COMMANDS = {
 
 def _command_parser(cmd: str) -> argparse.ArgumentParser:
     s = argparse.ArgumentParser(prog=f"hrtem-ood {cmd}", description=COMMANDS[cmd])
-    if cmd in ("schema", "pairs"):
+    if cmd == "schema":
         s.add_argument("--write", action="store_true")
     elif cmd == "preset":
         s.add_argument("name")
@@ -74,7 +73,7 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
             print(schema_text(), end="")
         return
     params = load_params(params_path)
-    validate(presets.with_expected_pairs(params) if cmd == "pairs" else params)
+    validate(params)
     if cmd == "validate":
         from .model import check_encoder
         from .structures import check_material
@@ -82,8 +81,6 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
         check_material(params)
         check_encoder(params)
         print(f"{params_path}: ok")
-    elif cmd == "pairs":
-        presets.run_pairs(params, params_path, write=args.write)
     elif cmd == "compare":
         analysis.run_compare(params, args.exps, args.out_metrics, args.out_plots)
     elif cmd == "ctf-overlap":

@@ -1,5 +1,5 @@
 """The domains a params file declares, derived from its plain dict: every evaluated domain's name, its
-defocus, imaging and structure parameters, and the (pretrain, target) transfer pairs. Standard library
+defocus, imaging and structure parameters, and the (pretrain, target) transfer pairs derived from them. Standard library
 only."""
 
 from __future__ import annotations
@@ -59,8 +59,10 @@ def structure_groups(params: dict) -> dict[str, dict]:
     return {structure_group(params, d): domain_structures(params, d) for d in params["domains"]}
 
 
-def expected_pairs(params: dict) -> dict[str, dict[str, str]]:
-    """Every ordered (pretrain, target) pair with target != pretrain, named ``<pretrain>-to-<target>``."""
+def transfer_pairs(params: dict) -> dict[str, dict[str, str]]:
+    """The transfer grid, derived (never a param): every ordered (pretrain, target) pair of a pretraining domain
+    and an evaluated domain (simulated, or ingested with masks) with target != pretrain, named
+    ``<pretrain>-to-<target>``."""
     return {
         f"{p}-to-{t}": {"pretrain": p, "target": t}
         for p in params["pretrain"]["domains"]

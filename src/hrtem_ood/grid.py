@@ -15,7 +15,7 @@ import itertools
 from pathlib import Path
 
 from .datasets import DatasetError
-from .domains import domain_names
+from .domains import domain_names, transfer_pairs
 from .params import RESULT_COLUMNS, fail
 
 
@@ -85,8 +85,9 @@ def pretrain_jobs(params: dict, domains_dir: str | Path) -> list[dict]:
 
 
 def transfer_targets(params: dict, pretrain: str) -> list[str]:
-    """The targets of ``transfer.pairs`` that start from ``pretrain`` (its row of the transfer grid)."""
-    targets = [pair["target"] for pair in params["transfer"]["pairs"].values() if pair["pretrain"] == pretrain]
+    """The targets of the transfer pairs that start from ``pretrain`` (its row of the transfer grid): every
+    evaluated domain but ``pretrain`` (:func:`hrtem_ood.domains.transfer_pairs`)."""
+    targets = [pair["target"] for pair in transfer_pairs(params).values() if pair["pretrain"] == pretrain]
     if pretrain not in params["pretrain"]["domains"] or not targets:
         fail(params, "pretrain.domains", f"{pretrain!r} is not a pretraining domain with transfer pairs")
     return targets

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from .domains import domain_names, expected_pairs
+from .domains import domain_names
 from .errors import UserError
 
 DOMAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -172,11 +172,6 @@ class Pretrain(_Section):
     n_images: int | None = Field(None, ge=1, description="training images (null = the whole train split)")
 
 
-class TransferPair(_Section):
-    pretrain: str
-    target: str
-
-
 class Transfer(_Section):
     lr: LR | Annotated[list[LR], Field(min_length=1)] = Field(description="Adam learning rate, or a list: a grid")
     epochs: int = Field(ge=1, description="training epochs")
@@ -184,7 +179,6 @@ class Transfer(_Section):
         description="images of the target's train split used, or a list: a grid")
     freeze: Freeze | Annotated[list[Freeze], Field(min_length=1)] = Field(
         description="part of the pretrained model kept fixed, or a list: a grid")
-    pairs: dict[str, TransferPair] = Field(description="every (pretrain, target) pair; `hrtem-ood pairs --write`")
 
 
 class Splits(_Section):
@@ -299,6 +293,9 @@ def _message(err: dict) -> tuple[str, str]:
 def validate(params: dict) -> dict:
     """Check every section and the cross-field rules. Returns ``params`` unchanged."""
     data = {k: v for k, v in params.items() if k != "_source"}
+    if isinstance(params.get("transfer"), dict) and "pairs" in params["transfer"]:
+        fail(params, "transfer.pairs", "no longer a param: the transfer pairs are every (pretrain, target) of "
+                                       "pretrain.domains x the evaluated domains; delete this block")
     try:
         Params.model_validate(data)
     except ValidationError as exc:
@@ -375,13 +372,6 @@ def _check_training(p: dict) -> None:
             if n is not None and n > n_train:
                 fail(p, f"{section}.n_images", f"{n} images asked for, but the train split of a simulated domain "
                                                f"holds structures.n_train = {n_train}")
-    pairs, expected = p["transfer"]["pairs"], expected_pairs(p)
-    if pairs != expected:
-        missing = sorted(set(expected) - set(pairs))
-        extra = sorted(set(pairs) - set(expected))
-        wrong = sorted(k for k in set(expected) & set(pairs) if pairs[k] != expected[k])
-        fail(p, "transfer.pairs", f"does not match pretrain.domains x domains (missing {missing[:4]}, "
-                                  f"unexpected {extra[:4]}, wrong {wrong[:4]}); run `hrtem-ood pairs --write`")
 
 
 def _check_aggregate(p: dict) -> None:

@@ -1,20 +1,18 @@
 """Editing params for the user: ``hrtem-ood preset`` (a preset as ``dvc exp run -S`` overrides, or applied to
-``params.yaml``) and ``hrtem-ood pairs`` (the transfer grid, printed or rewritten in place).
+``params.yaml``).
 
 A preset (``presets/<name>.yaml``) holds the keys it changes. Sections it names under ``_replace`` (such as
 ``domains`` for a series of its own domains) replace the params' sections whole; every other key is set
-one by one. ``dvc exp run -S`` can set keys but not drop a section's other keys, nor name transfer pairs
-(``a-to-b``: Hydra's keys take no ``-``), so such a preset is applied with ``--apply`` instead.
+one by one. ``dvc exp run -S`` can set keys but not drop a section's other keys, so such a preset is applied
+with ``--apply`` instead.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .domains import expected_pairs
 from .errors import UserError
 from .io import write_text
-from .params import ParamsError
 
 
 def read_preset(name: str, presets_dir: str | Path = "presets") -> dict:
@@ -29,18 +27,15 @@ def read_preset(name: str, presets_dir: str | Path = "presets") -> dict:
 
 
 def needs_apply(preset: dict) -> str | None:
-    """Why a preset cannot be given as ``-S`` overrides (None if it can): it replaces sections whole, or it
-    changes the domains, so that ``transfer.pairs`` must be rewritten."""
+    """Why a preset cannot be given as ``-S`` overrides (None if it can): it replaces sections whole."""
     if preset.get("_replace"):
         return f"it replaces {preset['_replace']} whole"
-    if "domains" in preset or "domains" in (preset.get("pretrain") or {}):
-        return "it changes the domains, so transfer.pairs must be rewritten"
     return None
 
 
 def preset_params(name: str, params_path: str | Path = "params.yaml", presets_dir: str | Path = "presets") -> dict:
     """The params of ``params_path`` with the preset applied (its ``_replace`` sections whole, every other key
-    one by one) and ``transfer.pairs`` regenerated for its domains; validated."""
+    one by one); validated."""
     from .params import load_params, validate
 
     preset = read_preset(name, presets_dir)
@@ -56,7 +51,6 @@ def preset_params(name: str, params_path: str | Path = "params.yaml", presets_di
                 base[k] = v
 
     merge(params, preset, "")
-    params = with_expected_pairs(params)
     params["_source"] = f"{params_path} + presets/{name}.yaml"
     return validate(params)
 
@@ -70,8 +64,7 @@ def apply_preset(name: str, params_path: str | Path = "params.yaml", presets_dir
     params.pop("_source")
     head = f"# yaml-language-server: $schema=params.schema.json\n# params.yaml with presets/{name}.yaml applied\n"
     write_text(params_path, head + yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=110))
-    print(f"{params_path}: applied presets/{name}.yaml ({len(params['transfer']['pairs'])} transfer pairs); "
-          f"now: dvc exp run -n {name}")
+    print(f"{params_path}: applied presets/{name}.yaml; now: dvc exp run -n {name}")
 
 
 def preset_overrides(name: str, presets_dir: str | Path = "presets") -> list[str]:
@@ -97,35 +90,3 @@ def preset_overrides(name: str, presets_dir: str | Path = "presets") -> list[str
 
     walk(preset, "")
     return out
-
-
-def with_expected_pairs(params: dict) -> dict:
-    """A copy of ``params`` whose ``transfer.pairs`` is the grid ``hrtem-ood pairs --write`` would write, so
-    the rest of the file can be validated before it is rewritten."""
-    try:
-        pairs = expected_pairs(params)
-    except (KeyError, TypeError):  # a missing section: validation names it
-        return params
-    return {**params, "transfer": {**params.get("transfer", {}), "pairs": pairs}}
-
-
-def run_pairs(params: dict, params_path: str | Path, write: bool = False) -> None:
-    """Print the expected transfer pairs, or rewrite ``transfer.pairs`` in the params file in place
-    (only that block; comments elsewhere are kept)."""
-    pairs = expected_pairs(params)
-    block = "".join(f"    {k}: {{pretrain: {v['pretrain']}, target: {v['target']}}}\n" for k, v in pairs.items())
-    if not write:
-        print(block, end="")
-        return
-    text = Path(params_path).read_text()
-    lines = text.splitlines(keepends=True)
-    try:
-        start = next(i for i, ln in enumerate(lines) if ln.rstrip() in ("  pairs:", "  pairs: {}"))
-    except StopIteration as exc:
-        raise ParamsError(f"{params_path}: transfer.pairs: no '  pairs:' line to rewrite") from exc
-    end = start + 1
-    while end < len(lines) and lines[end].startswith("    "):
-        end += 1
-    lines[start:end] = ["  pairs:\n", block]
-    write_text(params_path, "".join(lines))
-    print(f"{params_path}: wrote {len(pairs)} transfer pairs")
