@@ -2,7 +2,7 @@
 
 Pipeline stages (``structures``, ``simulate``, ``image``, ``ingest``, ``examples``, ``pretrain``,
 ``transfer``, ``aggregate``) are handed to their module in :mod:`hrtem_ood.stages`; the other commands
-(``validate``, ``schema``, ``preset``, ``compare``, ``ctf-overlap``, ``vs-study``) are parsed
+(``validate``, ``schema``, ``preset``, ``compare``, ``ctf-overlap``, ``vs-study``, ``predict``, ``export``) are parsed
 here. A user error prints one line and exits with status 2; any other exception keeps its traceback.
 """
 
@@ -24,7 +24,19 @@ COMMANDS = {
     "compare": "pool the results of several dvc experiments into one aggregate",
     "ctf-overlap": "does the CTF overlap of two domains predict the OOD gap after pretraining?",
     "vs-study": "rank correlations of this run's matrices with the study's published ones",
+    "predict": "segment micrographs with a trained model: masks, probability maps, overlays, a particle size table",
+    "export": "save a trained model as TorchScript with a model card, for use without this package",
 }
+
+
+def _model_arguments(s: argparse.ArgumentParser) -> None:
+    """Which model: a file (``--model``), or the pipeline's model of a domain (and transfer target)."""
+    s.add_argument("--model", help="a model file: the pipeline's (models/...) or an exported one")
+    s.add_argument("--domain", help="the pipeline's model pretrained on this domain (models/pretrain/<domain>)")
+    s.add_argument("--target", help="with --domain: its transfer to this domain (models/transfer/<domain>/<target>)")
+    s.add_argument("--condition", help="with --domain: the condition folder (lrp0.004, ...), if there are several")
+    s.add_argument("--seed", type=int, default=0, help="with --domain: the seed (default 0)")
+    s.add_argument("--models-dir", default="models", help="the pipeline's models folder (default: models)")
 
 
 def _command_parser(cmd: str) -> argparse.ArgumentParser:
@@ -46,7 +58,37 @@ def _command_parser(cmd: str) -> argparse.ArgumentParser:
     elif cmd == "vs-study":
         s.add_argument("--results", nargs="*", help="results tables (default: those of the grid that exist)")
         s.add_argument("--out", default=None, help="also write the correlations as JSON")
+    elif cmd == "predict":
+        s.add_argument("inputs", nargs="+", help="micrographs, or folders of them (any format ingest reads)")
+        _model_arguments(s)
+        s.add_argument("--out", required=True, help="a new folder for the masks, maps, overlays and tables")
+        s.add_argument("--pixel-size-A", type=float, default=None, help="for files that carry no pixel size (A)")
+        s.add_argument("--tile-px", type=int, default=256, help="tile size at the model's sampling (default 256)")
+        s.add_argument("--overlap-px", type=int, default=64, help="overlap of neighbouring tiles (default 64)")
+    elif cmd == "export":
+        _model_arguments(s)
+        s.add_argument("--out", required=True, help="the exported model, <name>.pt (its card: <name>.json)")
+        s.add_argument("--results-dir", default="metrics/results", help="results tables for the card's OOD row")
     return s
+
+
+def _chosen_model(params_path: str, args: argparse.Namespace):
+    """The model ``--model`` or ``--domain`` (and ``--target``, ``--condition``, ``--seed``) names, loaded; a
+    pipeline model takes its sampling from the params file."""
+    from pathlib import Path
+
+    from .predict import PredictError, find_model, load_model
+
+    if (args.model is None) == (args.domain is None):
+        raise PredictError("name the model with either --model PATH or --domain DOMAIN [--target DOMAIN]")
+    path = Path(args.model) if args.model else find_model(args.models_dir, args.domain, args.target,
+                                                           args.condition, args.seed)
+    sampling = None
+    if Path(params_path).is_file():
+        from .params import load_params
+
+        sampling = load_params(params_path)["simulate"]["output_sampling_A"]
+    return load_model(path, sampling)
 
 
 def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
@@ -71,6 +113,21 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
             write_text(SCHEMA_FILE, schema_text())
         else:
             print(schema_text(), end="")
+        return
+    if cmd == "predict":
+        from .predict import run_predict
+
+        summary = run_predict(args.inputs, _chosen_model(params_path, args), args.out, args.pixel_size_A,
+                              args.tile_px, args.overlap_px)
+        n = summary["equivalent_diameter_nm"]["all"]
+        print(f"{args.out}: {len(summary['particles_per_image'])} micrograph(s), {n['n']} particles"
+              + (f", median equivalent diameter {n['p50']:.2f} nm" if n["n"] else ""))
+        return
+    if cmd == "export":
+        from .export import export_model
+
+        card = export_model(_chosen_model(params_path, args), args.out, args.results_dir)
+        print(f"{args.out}: TorchScript, {card['input']['sampling_A']:g} A/px; card {args.out[:-3]}.json")
         return
     params = load_params(params_path)
     validate(params)
