@@ -12,6 +12,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
 
@@ -25,7 +26,7 @@ COMMANDS = {
     "ctf-overlap": "does the CTF overlap of two domains predict the OOD gap after pretraining?",
     "vs-study": "rank correlations of this run's matrices with the study's published ones",
     "predict": "segment micrographs with a trained model: masks, probability maps, overlays, a particle size table",
-    "export": "save a trained model as TorchScript with a model card, for use without this package",
+    "export": "save a trained model as a torch.export program with a model card, for use without this package",
 }
 
 
@@ -67,7 +68,7 @@ def _command_parser(cmd: str) -> argparse.ArgumentParser:
         s.add_argument("--overlap-px", type=int, default=64, help="overlap of neighbouring tiles (default 64)")
     elif cmd == "export":
         _model_arguments(s)
-        s.add_argument("--out", required=True, help="the exported model, <name>.pt (its card: <name>.json)")
+        s.add_argument("--out", required=True, help="the exported model, <name>.pt2 (its card: <name>.json)")
         s.add_argument("--results-dir", default="metrics/results", help="results tables for the card's OOD row")
     return s
 
@@ -75,8 +76,6 @@ def _command_parser(cmd: str) -> argparse.ArgumentParser:
 def _chosen_model(params_path: str, args: argparse.Namespace):
     """The model ``--model`` or ``--domain`` (and ``--target``, ``--condition``, ``--seed``) names, loaded; a
     pipeline model takes its sampling from the params file."""
-    from pathlib import Path
-
     from .predict import PredictError, find_model, load_model
 
     if (args.model is None) == (args.domain is None):
@@ -127,7 +126,8 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
         from .export import export_model
 
         card = export_model(_chosen_model(params_path, args), args.out, args.results_dir)
-        print(f"{args.out}: TorchScript, {card['input']['sampling_A']:g} A/px; card {args.out[:-3]}.json")
+        print(f"{args.out}: torch.export program, {card['input']['sampling_A']:g} A/px; card "
+              f"{Path(args.out).with_suffix('.json')}")
         return
     params = load_params(params_path)
     validate(params)

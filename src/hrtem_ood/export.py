@@ -1,10 +1,11 @@
-"""Export a trained model for use without this package: TorchScript, with a model card in JSON beside it.
+"""Export a trained model for use without this package: a ``torch.export`` program (``.pt2``, any batch and
+any height and width that are multiples of 32), with a model card in JSON beside it.
 
 The card says what the model expects and where it comes from: the sampling (A/px) and normalisation of its
 input, its output classes, the domain and conditions it was trained on, the numerics, and its row of the
 OOD matrix (its loss, Dice and IoU on every domain's test split, from the pipeline's results tables).
-``torch.jit.load(path)`` then segments a standardized micrograph at that sampling; ``hrtem-ood predict``
-takes the file too. Torch only (no abTEM).
+``torch.export.load(path).module()`` then segments a standardized micrograph at that sampling (plain torch,
+no model code needed); ``hrtem-ood predict`` takes the file too. Torch only (no abTEM).
 """
 
 from __future__ import annotations
@@ -37,21 +38,22 @@ def ood_row(card: dict, results_dir: str | Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def export_model(model: LoadedModel, out: str | Path, results_dir: str | Path = "metrics/results",
-                 example_px: int = 256) -> dict:
-    """Write ``out`` (TorchScript, traced on a ``example_px`` tile) and its card ``<out>.json``, each atomically.
-    Returns the card."""
+def export_model(model: LoadedModel, out: str | Path, results_dir: str | Path = "metrics/results") -> dict:
+    """Write ``out`` (``torch.export`` with a dynamic batch, height and width) and its card ``<out>.json``, each
+    atomically. Returns the card."""
     from .io import atomic_path, write_json
 
     out = Path(out)
-    if out.suffix != ".pt":
-        raise PredictError(f"{out}: name the exported model <name>.pt (its card goes to <name>.json)")
+    if out.suffix != ".pt2":
+        raise PredictError(f"{out}: name the exported model <name>.pt2 (its card goes to <name>.json)")
     net = model.net.eval().float().to(memory_format=torch.contiguous_format)
+    h, w = torch.export.Dim("h", min=2, max=1024), torch.export.Dim("w", min=2, max=1024)
+    dims = {"x": {0: torch.export.Dim("batch", min=1, max=4096), 2: 32 * h, 3: 32 * w}}
     with torch.no_grad():
-        traced = torch.jit.trace(net, torch.zeros(1, 1, example_px, example_px), check_trace=False)
+        program = torch.export.export(net, (torch.zeros(2, 1, 256, 256),), dynamic_shapes=dims)
     card = {
-        "format": "torchscript",
-        "input": {"shape": "N x 1 x H x W, H and W multiples of 32", "dtype": "float32",
+        "format": "torch.export (load with torch.export.load(path).module())",
+        "input": {"shape": "N x 1 x H x W, H and W multiples of 32 up to 32768", "dtype": "float32",
                   "sampling_A": model.sampling_A, "normalisation": NORMALISATION},
         "output": {"shape": "N x 2 x H x W logits", "classes": ["background", "particle"],
                    "mask": "softmax over the classes, particle probability > 0.5"},
@@ -61,6 +63,6 @@ def export_model(model: LoadedModel, out: str | Path, results_dir: str | Path = 
         "ood_row": ood_row(model.card, results_dir) if model.card.get("stage") else {},
     }
     with atomic_path(out) as tmp:
-        traced.save(str(tmp))
+        torch.export.save(program, str(tmp))
     write_json(card_path(out), card)
     return card

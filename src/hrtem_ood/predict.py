@@ -8,7 +8,7 @@ own pixels; the mask is probability > 0.5. Connected particles give the size tab
 equivalent diameter (nm) from the file's pixel size. Torch only (no abTEM).
 
 A model is a pretrained or transferred model file of the pipeline (``torch.save`` of its state; sampling
-from ``simulate.output_sampling_A``), or an exported TorchScript file with its model card beside it
+from ``simulate.output_sampling_A``), or an exported ``.pt2`` program with its model card beside it
 (:mod:`hrtem_ood.export`), which needs neither this package's model code nor params.
 """
 
@@ -55,18 +55,21 @@ def card_path(model_path: str | Path) -> Path:
 
 def load_model(path: str | Path, sampling_A: float | None = None) -> LoadedModel:
     """A pipeline model file (needs ``sampling_A``, the params' ``simulate.output_sampling_A``) or an exported
-    TorchScript model with its card."""
+    ``.pt2`` program with its card."""
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"{path}: model file not found")
-    card_file = card_path(path)
-    if card_file.is_file():  # an exported model
+    if path.suffix == ".pt2":  # an exported model: its card says the sampling
+        card_file = card_path(path)
+        if not card_file.is_file():
+            raise PredictError(f"{card_file}: the exported model's card is missing (it gives the sampling)")
         try:
             card = json.loads(card_file.read_text())
-            net = torch.jit.load(str(path), map_location="cpu")
-        except (OSError, RuntimeError, ValueError) as exc:
+            net = torch.export.load(str(path)).module()
+            sampling = float(card["input"]["sampling_A"])
+        except Exception as exc:  # torch and json raise many types for a damaged file
             raise PredictError(f"{path}: cannot load the exported model ({type(exc).__name__}: {exc})") from exc
-        return LoadedModel(net.eval(), float(card["input"]["sampling_A"]), card, path)
+        return LoadedModel(net, sampling, card, path)
     from .model import build_model
 
     try:
