@@ -158,7 +158,7 @@ def _stage_models(head: dict, domains) -> dict:
 DEFAULT_STAGE_RUNS = {"docs/results/labels1A-s0.json": "simulate.label.smoothing_A=1.0",
                       "docs/results/retuned-s1.json": "simulate.label.smoothing_A=1.0",
                       "docs/results/retuned-s2.json": "simulate.label.smoothing_A=1.0",
-                      "metrics/ood.json": "none", "docs/results/labels16-s1.json": "none",
+                      "docs/results/labels16-s0.json": "none", "docs/results/labels16-s1.json": "none",
                       "docs/results/labels16-s2.json": "none"}
 
 
