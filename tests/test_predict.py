@@ -99,6 +99,29 @@ def test_particle_sizes_of_discs_of_known_radius():
     assert {(round(r["centroid_y_px"]), round(r["centroid_x_px"])) for r in whole} == {(60, 60), (120, 200)}
 
 
+def test_specks_below_the_minimum_diameter_leave_the_mask():
+    """A disc of 1 nm diameter stays and a 3-pixel speck goes at 0.5 nm (0.5 A/px); 0 keeps both."""
+    from hrtem_ood.predict import LoadedModel
+
+    class Fixed(torch.nn.Module):  # logits that put the disc and the speck in the particle class
+        def __init__(self, mask):
+            super().__init__()
+            self.mask = torch.from_numpy(mask.astype(np.float32))
+
+        def forward(self, x):
+            m = self.mask[None, None].expand(x.shape[0], 1, -1, -1)[..., :x.shape[-2], :x.shape[-1]]
+            return torch.cat([torch.zeros_like(m), 20 * m - 10], dim=1)
+
+    mask = _discs((128, 128), [(64, 64)], 10)  # 10 px = 0.5 nm radius at 0.5 A
+    mask[5, 5:8] = 1
+    model = LoadedModel(Fixed(mask), 0.5, {}, Path("fixed"))
+    image = np.zeros((128, 128), np.float32)
+    _, kept = segment(model, image, 0.5, 128, 0, min_diameter_nm=0.5)
+    _, raw = segment(model, image, 0.5, 128, 0, min_diameter_nm=0.0)
+    assert raw[5, 5:8].all() and not kept[5, 5:8].any()
+    assert np.array_equal(kept[20:], raw[20:]) and kept[64, 64] == 1
+
+
 def test_predict_finds_the_particles_of_a_micrograph_it_never_saw(trained, tmp_path):
     """A micrograph at 0.4 A/px (half the model's sampling is resampled to 0.2 A) in a TIFF with its pixel
     size: the mask matches the discs, the table counts them with the right size, overlay and maps written."""

@@ -66,6 +66,8 @@ def _command_parser(cmd: str) -> argparse.ArgumentParser:
         s.add_argument("--pixel-size-A", type=float, default=None, help="for files that carry no pixel size (A)")
         s.add_argument("--tile-px", type=int, default=256, help="tile size at the model's sampling (default 256)")
         s.add_argument("--overlap-px", type=int, default=64, help="overlap of neighbouring tiles (default 64)")
+        s.add_argument("--min-diameter-nm", type=float, default=0.5,
+                       help="leave out connected specks smaller than this equivalent diameter (default 0.5; 0 = none)")
     elif cmd == "export":
         _model_arguments(s)
         s.add_argument("--out", required=True, help="the exported model, <name>.pt2 (its card: <name>.json)")
@@ -117,7 +119,7 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
         from .predict import run_predict
 
         summary = run_predict(args.inputs, _chosen_model(params_path, args), args.out, args.pixel_size_A,
-                              args.tile_px, args.overlap_px)
+                              args.tile_px, args.overlap_px, args.min_diameter_nm)
         n = summary["equivalent_diameter_nm"]["all"]
         print(f"{args.out}: {len(summary['particles_per_image'])} micrograph(s), {n['n']} particles"
               + (f", median equivalent diameter {n['p50']:.2f} nm" if n["n"] else ""))

@@ -4,8 +4,9 @@ Each micrograph (any format ingest reads) is resampled to the model's sampling, 
 (mean 0, variance 1 over the resampled micrograph, as every training image was), and segmented in
 overlapping tiles whose class probabilities are blended with a smooth window (sin² in each direction,
 positive everywhere), so tile borders leave no seam. The probability map is resampled back to the file's
-own pixels; the mask is probability > 0.5. Connected particles give the size table: area (nm²) and
-equivalent diameter (nm) from the file's pixel size. Torch only (no abTEM).
+own pixels; the mask is probability > 0.5, without connected specks smaller than a minimum equivalent
+diameter (0.5 nm unless set; a nanoparticle that small is not resolved anyway). Connected particles give the
+size table: area (nm²) and equivalent diameter (nm) from the file's pixel size. Torch only (no abTEM).
 
 A model is a pretrained or transferred model file of the pipeline (``torch.save`` of its state; sampling
 from ``simulate.output_sampling_A``), or an exported ``.pt2`` program with its model card beside it
@@ -231,8 +232,10 @@ def check_inputs(files: list[Path], pixel_size_A: float | None, sampling_A: floa
 
 
 def segment(model: LoadedModel, image: np.ndarray, pixel_A: float, tile_px: int, overlap_px: int,
-            device: torch.device | None = None, progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """Probability map and mask of one micrograph, on its own pixel grid."""
+            device: torch.device | None = None, progress=None,
+            min_diameter_nm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Probability map and mask of one micrograph, on its own pixel grid; connected specks of an equivalent
+    diameter below ``min_diameter_nm`` are left out of the mask."""
     resampled = standardize(resample(image.astype(np.float32), pixel_A, model.sampling_A, order=1)[None])[0]
     prob = probability_map(model.net, resampled, tile_px, overlap_px, device, progress=progress)
     if prob.shape != image.shape:  # back to the file's own pixels, exactly its shape
@@ -240,11 +243,20 @@ def segment(model: LoadedModel, image: np.ndarray, pixel_A: float, tile_px: int,
 
         prob = resize(prob, image.shape, order=1, mode="edge", anti_aliasing=False, preserve_range=True)
     prob = np.clip(prob, 0.0, 1.0).astype(np.float32)
-    return prob, (prob > 0.5).astype(np.uint8)
+    mask = prob > 0.5
+    if min_diameter_nm > 0:
+        from skimage.measure import label
+
+        parts = label(mask, connectivity=1)
+        area_nm2 = np.bincount(parts.ravel()) * (pixel_A / 10.0) ** 2
+        keep = 2.0 * np.sqrt(area_nm2 / np.pi) >= min_diameter_nm
+        keep[0] = False  # the background
+        mask = keep[parts]
+    return prob, mask.astype(np.uint8)
 
 
 def run_predict(inputs: list[str], model: LoadedModel, out_dir: str | Path, pixel_size_A: float | None = None,
-                tile_px: int = 256, overlap_px: int = 64) -> dict:
+                tile_px: int = 256, overlap_px: int = 64, min_diameter_nm: float = 0.5) -> dict:
     """Segment every micrograph; write per image ``<name>_mask.tif``, ``<name>_prob.tif`` and
     ``<name>_overlay.png``, and ``particles.csv`` and ``summary.json``, all into ``out_dir`` at once (a new
     folder: an existing one is refused, so nothing is overwritten). Inputs are only read. Every input is checked
@@ -269,7 +281,7 @@ def run_predict(inputs: list[str], model: LoadedModel, out_dir: str | Path, pixe
     with atomic_path(out_dir, is_dir=True) as tmp:
         for f, pixel in tqdm(checked, desc="predict", unit="image"):
             image, _ = read_image(f)
-            prob, mask = segment(model, image, pixel, tile_px, overlap_px, device)
+            prob, mask = segment(model, image, pixel, tile_px, overlap_px, device, min_diameter_nm=min_diameter_nm)
             tifffile.imwrite(tmp / f"{f.stem}_prob.tif", prob)
             tifffile.imwrite(tmp / f"{f.stem}_mask.tif", mask)
             (tmp / f"{f.stem}_overlay.png").write_bytes(overlay_png(image, mask))
@@ -277,6 +289,7 @@ def run_predict(inputs: list[str], model: LoadedModel, out_dir: str | Path, pixe
         write_csv(tmp / "particles.csv", rows, PARTICLE_COLUMNS)
         summary = {"model": str(model.path), "model_card": model.card, "sampling_A": model.sampling_A,
                    "normalisation": NORMALISATION, "tile_px": tile_px, "overlap_px": overlap_px,
+                   "min_diameter_nm": min_diameter_nm,
                    "pixel_size_A": {f.name: p for f, p in checked},
                    **size_summary(rows, [f.name for f, _ in checked])}
         write_json(tmp / "summary.json", summary)
