@@ -243,3 +243,30 @@ def test_predict_by_domain_and_an_existing_out_folder_is_refused(trained, tmp_pa
     first = (tmp_path / "out/m_mask.tif").read_bytes()
     assert main(args) == 2 and "already exists" in _stderr_line(capsys)
     assert (tmp_path / "out/m_mask.tif").read_bytes() == first
+
+
+MEMORY = """
+import resource, sys, numpy as np, torch
+from pathlib import Path
+from hrtem_ood.model import build_model
+from hrtem_ood.predict import LoadedModel, segment
+torch.set_num_threads(2)
+cfg = {"encoder": "resnet10t", "encoder_kwargs": {"channels": [8, 16, 32, 64], "stem_width": 8},
+       "decoder_channels": [32, 16, 8, 8, 8]}
+model = LoadedModel(build_model(cfg, 0).eval(), 0.2, {}, Path("m"))
+image = np.random.default_rng(0).poisson(30, (4096, 4096)).astype(np.float32)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+prob, mask = segment(model, image, 0.2, 256, 64)
+assert prob.shape == mask.shape == image.shape
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_4k_micrograph_is_segmented_in_bounded_memory():
+    """A 4096 x 4096 micrograph: tiles are inferred a batch at a time, so the peak memory grows by a few image
+    sizes (a float32 image is 64 MiB), not by the 441 tiles' activations."""
+    import subprocess
+    import sys
+
+    grown_mib = int(subprocess.run([sys.executable, "-c", MEMORY], capture_output=True, text=True, check=True).stdout)
+    assert grown_mib < 8 * 64, grown_mib
