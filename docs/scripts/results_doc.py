@@ -87,7 +87,8 @@ def default_summary(runs: list[dict]) -> str:
     r = next(r for r in runs if r["metrics"] == "metrics/ood.json")
     h = r["head"]
     lines = [f"From the committed `metrics/ood.json` (`dvc repro` on 2 cores: {r['wall']}), "
-             f"{h['scorecard_held']} of the {h['scorecard_total']} measures meet the thresholds of docs/results.md:", ""]
+             f"{h['scorecard_held']} of the {h['scorecard_total']} measures meet the thresholds of "
+             "docs/results.md:", ""]
     for row in _card(h):
         want = "yes" if row["threshold"] == "== True" else row["threshold"]
         mark = "held" if row["held"] else "**not held**"
