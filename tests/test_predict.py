@@ -14,10 +14,15 @@ from conftest import tiny_params
 
 from hrtem_ood.cli import main
 from hrtem_ood.model import build_model
-from hrtem_ood.predict import load_model, particles, probability_map, read_particles, run_predict, segment, window
+from hrtem_ood.predict import load_model, particles, probability_map, run_predict, segment, window
 
 SMALL = {"encoder": "resnet10t", "encoder_kwargs": {"channels": [8, 16, 32, 64], "stem_width": 8},
          "decoder_channels": [32, 16, 8, 8, 8]}
+
+
+def read_particles(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def _discs(shape, centres, radius):
@@ -158,9 +163,10 @@ def test_exported_model_gives_the_masks_of_the_native_one(trained, tmp_path):
     results.mkdir(parents=True, exist_ok=True)
     with open(results / "dfm10.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["run", "eval_domain", "metric", "value"])
-        w.writerows([["pretrain:dfm10:lrp0.004:s0", d, "dice", v] for d, v in (("dfm10", 0.9), ("df0", 0.7))])
-        w.writerow(["pretrain:dfm10:lrp0.001:s0", "dfm10", "dice", 0.1])  # another model of the row
+        w.writerow(["run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric", "value"])
+        w.writerows([["pretrain:dfm10:lrp0.004:s0", "pretrain", "dfm10", "dfm10", d, "dice", v]
+                     for d, v in (("dfm10", 0.9), ("df0", 0.7))])
+        w.writerow(["pretrain:dfm10:lrp0.001:s0", "pretrain", "dfm10", "dfm10", "dfm10", "dice", 0.1])  # another model
     out = tmp_path / "exported.pt2"
     rc = main(["--params", str(tmp_path / "none.yaml"), "export", "--model", str(model_path), "--out", str(out),
                "--results-dir", str(root / "metrics/results")])

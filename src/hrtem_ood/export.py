@@ -10,7 +10,6 @@ no model code needed); ``hrtem-ood predict`` takes the file too. Torch only (no 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import torch
@@ -26,15 +25,17 @@ def run_name(card: dict) -> str:
 
 def ood_row(card: dict, results_dir: str | Path) -> dict[str, dict[str, float]]:
     """The model's metrics on every evaluated domain ({} when its results table is not there)."""
+    from .aggregation import read_results
+
     kind = "transfer" if card["stage"] == "transfer" else "pretrain"
     table = Path(results_dir) / kind / f"{card['pretrain_domain']}.csv"
     if not table.is_file():
         return {}
+    run = run_name(card)
     out: dict[str, dict[str, float]] = {}
-    with open(table, newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row["run"] == run_name(card):
-                out.setdefault(row["eval_domain"], {})[row["metric"]] = float(row["value"])
+    for row in read_results(table):
+        if row["run"] == run:
+            out.setdefault(row["eval_domain"], {})[row["metric"]] = row["value"]
     return out
 
 

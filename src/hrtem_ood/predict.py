@@ -15,7 +15,6 @@ from ``simulate.output_sampling_A``), or an exported ``.pt2`` program with its m
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from dataclasses import dataclass
@@ -116,7 +115,7 @@ def window(n: int) -> np.ndarray:
 
 @torch.no_grad()
 def probability_map(net: torch.nn.Module, image: np.ndarray, tile_px: int, overlap_px: int,
-                    device: torch.device | None = None, batch: int = 8, progress=None) -> np.ndarray:
+                    device: torch.device | None = None, batch: int = 8) -> np.ndarray:
     """Particle probability of a standardized image, from overlapping tiles blended by :func:`window`.
     Memory: the image, two accumulators of its size and one batch of tiles."""
     device = device or torch.device("cpu")
@@ -133,8 +132,6 @@ def probability_map(net: torch.nn.Module, image: np.ndarray, tile_px: int, overl
         for (y, x0), p in zip(part, prob, strict=True):
             acc[y:y + tile_px, x0:x0 + tile_px] += p * weight
             norm[y:y + tile_px, x0:x0 + tile_px] += weight
-        if progress is not None:
-            progress.update(len(part))
     return acc / norm
 
 
@@ -232,12 +229,11 @@ def check_inputs(files: list[Path], pixel_size_A: float | None, sampling_A: floa
 
 
 def segment(model: LoadedModel, image: np.ndarray, pixel_A: float, tile_px: int, overlap_px: int,
-            device: torch.device | None = None, progress=None,
-            min_diameter_nm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+            device: torch.device | None = None, min_diameter_nm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Probability map and mask of one micrograph, on its own pixel grid; connected specks of an equivalent
     diameter below ``min_diameter_nm`` are left out of the mask."""
     resampled = standardize(resample(image.astype(np.float32), pixel_A, model.sampling_A, order=1)[None])[0]
-    prob = probability_map(model.net, resampled, tile_px, overlap_px, device, progress=progress)
+    prob = probability_map(model.net, resampled, tile_px, overlap_px, device)
     if prob.shape != image.shape:  # back to the file's own pixels, exactly its shape
         from skimage.transform import resize
 
@@ -294,9 +290,3 @@ def run_predict(inputs: list[str], model: LoadedModel, out_dir: str | Path, pixe
                    **size_summary(rows, [f.name for f, _ in checked])}
         write_json(tmp / "summary.json", summary)
     return summary
-
-
-def read_particles(path: str | Path) -> list[dict]:
-    """The rows of a ``particles.csv`` (for tests and notebooks)."""
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
