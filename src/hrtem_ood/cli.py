@@ -2,7 +2,8 @@
 
 Pipeline stages (``structures``, ``simulate``, ``image``, ``ingest``, ``examples``, ``pretrain``,
 ``transfer``, ``aggregate``) are handed to their module in :mod:`hrtem_ood.stages`; the other commands
-(``validate``, ``schema``, ``preset``, ``compare``, ``ctf-overlap``, ``vs-study``, ``predict``, ``export``) are parsed
+(``validate``, ``schema``, ``preset``, ``compare``, ``ctf-overlap``, ``vs-study``, ``predict``, ``export``,
+``pixel-size``) are parsed
 here. A user error prints one line and exits with status 2; any other exception keeps its traceback.
 """
 
@@ -27,12 +28,14 @@ COMMANDS = {
     "vs-study": "rank correlations of this run's matrices with the study's published ones",
     "predict": "segment micrographs with a trained model: masks, probability maps, overlays, a particle size table",
     "export": "save a trained model as a torch.export program with a model card, for use without this package",
+    "pixel-size": "estimate the pixel size of micrographs from their particles' lattice fringes",
 }
 
 
 def _model_arguments(s: argparse.ArgumentParser) -> None:
     """Which model: a file (``--model``), or the pipeline's model of a domain (and transfer target)."""
-    s.add_argument("--model", help="a model file: the pipeline's (models/...) or an exported one")
+    s.add_argument("--model", help="a model file: the pipeline's (models/...) or an exported one; default: the one "
+                                   "ready model the repository ships (models/ready/*.pt2)")
     s.add_argument("--domain", help="the pipeline's model pretrained on this domain (models/pretrain/<domain>)")
     s.add_argument("--target", help="with --domain: its transfer to this domain (models/transfer/<domain>/<target>)")
     s.add_argument("--condition", help="with --domain: the condition folder (lrp0.004, ...), if there are several")
@@ -72,7 +75,43 @@ def _command_parser(cmd: str) -> argparse.ArgumentParser:
         _model_arguments(s)
         s.add_argument("--out", required=True, help="the exported model, <name>.pt2 (its card: <name>.json)")
         s.add_argument("--results-dir", default="metrics/results", help="results tables for the card's OOD row")
+    elif cmd == "pixel-size":
+        s.add_argument("inputs", nargs="+", help="micrographs, or folders of them (any format ingest reads)")
+        s.add_argument("--d-spacing-A", type=float, default=None,
+                       help="the lattice plane spacing the fringes show (A); default: the {111} planes of the fcc "
+                            "metals Pd, Pt, Au and Ag (2.246-2.359 A), reported as a range")
+        s.add_argument("--min-ratio", type=float, default=8.0,
+                       help="a spot counts when it stands this many times above the radial average (default 8)")
     return s
+
+
+def _pixel_size(args: argparse.Namespace) -> None:
+    """Print each micrograph's strongest lattice spot and the pixel size the median fringe period implies."""
+    from .errors import UserError
+    from .fringes import FCC_111_A, fringe_period, pixel_size_A
+    from .ingest import micrograph_files, read_image
+
+    files = micrograph_files(args.inputs)
+    images = [read_image(f)[0] for f in files]
+    if any(im.shape[0] != im.shape[1] for im in images):
+        bad = next(f for f, im in zip(files, images, strict=True) if im.shape[0] != im.shape[1])
+        raise UserError(f"{bad}: the fringe search needs a square micrograph; crop it to a square first")
+    found = fringe_period(images, min_ratio=args.min_ratio)
+    for spot in found.get("per_image", []):
+        print(f"{files[spot['index']].name}: fringes every {spot['period_px']:.3f} px at {spot['angle_deg']:.0f} deg, "
+              f"{spot['ratio']:.0f} x the background")
+    if found["period_px"] is None:
+        raise UserError(f"no lattice fringes found in {len(files)} micrograph(s) (none stands {args.min_ratio:g} x "
+                        "above the background); the pixel size cannot be estimated from them")
+    period = found["period_px"]
+    print(f"median fringe period {period:.3f} px ({found['n_with_fringes']} of {found['n_images']} micrographs; "
+          f"half IQR {found['period_half_iqr_px']:.3f} px)")
+    if args.d_spacing_A:
+        print(f"pixel size {pixel_size_A(period, args.d_spacing_A):.4f} A for d = {args.d_spacing_A:g} A")
+    else:
+        sizes = {m: pixel_size_A(period, d) for m, d in FCC_111_A.items()}
+        print("pixel size for fcc {111} fringes: " + ", ".join(f"{m} {v:.3f} A" for m, v in sizes.items())
+              + f"; middle {(min(sizes.values()) + max(sizes.values())) / 2:.3f} A")
 
 
 def _chosen_model(params_path: str, args: argparse.Namespace):
@@ -80,8 +119,14 @@ def _chosen_model(params_path: str, args: argparse.Namespace):
     pipeline model takes its sampling from the params file."""
     from .predict import PredictError, find_model, load_model
 
-    if (args.model is None) == (args.domain is None):
-        raise PredictError("name the model with either --model PATH or --domain DOMAIN [--target DOMAIN]")
+    if args.model is not None and args.domain is not None:
+        raise PredictError("name the model with either --model PATH or --domain DOMAIN [--target DOMAIN], not both")
+    if args.model is None and args.domain is None:
+        ready = sorted((Path(args.models_dir) / "ready").glob("*.pt2"))
+        if len(ready) != 1:
+            raise PredictError(f"{Path(args.models_dir) / 'ready'}: {len(ready)} ready models (*.pt2); name the model "
+                               "with --model PATH or --domain DOMAIN [--target DOMAIN]")
+        args.model = str(ready[0])
     path = Path(args.model) if args.model else find_model(args.models_dir, args.domain, args.target,
                                                            args.condition, args.seed)
     sampling = None
@@ -114,6 +159,9 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
             write_text(SCHEMA_FILE, schema_text())
         else:
             print(schema_text(), end="")
+        return
+    if cmd == "pixel-size":
+        _pixel_size(args)
         return
     if cmd == "predict":
         from .predict import run_predict
