@@ -30,6 +30,8 @@ def tiny_params() -> dict:
     p["pretrain"].update(domains=["dfm10", "dfp10"], epochs=2)
     p["transfer"].update(epochs=1, n_images=2)
     p["aggregate"]["pairs"] = [["dfm10", "dfp10"]]
+    p["ingest"]["datasets"] = {}  # the real micrographs: tests that need them add them (test_pipeline)
+    p["labels"]["datasets"] = []
     return p
 
 

@@ -67,7 +67,7 @@ def closure(name: str) -> tuple[set[str], set[str]]:
 
 
 def _stage_module(cmd: str) -> str:
-    match = re.match(r"python -m (hrtem_ood\.stages\.\w+)\b", cmd)
+    match = re.match(r"(?:PYTHONHASHSEED=0 )?python -m (hrtem_ood\.stages\.\w+)\b", cmd)
     assert match, f"stage command does not run a stage module: {cmd!r}"
     return match.group(1)
 

@@ -9,6 +9,7 @@ import tifffile
 from dm_writer import write_dm
 from PIL import Image
 
+from hrtem_ood.datasets import DatasetError, read_h5
 from hrtem_ood.ingest import IngestError, ingest_dataset, read_image
 from hrtem_ood.stages.ingest import write_ingested
 
@@ -214,7 +215,8 @@ def test_bad_input_is_named_and_nothing_is_written(tmp_path, params, case, monke
 
 
 def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
-    """Simulated images exported as TIFF (with their pixel size) and ingested give back the same data."""
+    """Simulated images exported as TIFF (with their pixel size) and ingested give back the same data, standardized
+    over the whole micrograph: what a model sees of the simulated image."""
     from hrtem_ood.ctf import configure_abtem
     from hrtem_ood.imaging import domain_images
     from hrtem_ood.simulation import simulate_scene
@@ -235,7 +237,8 @@ def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
     np.save(root / "masks" / "scene0.npy", mask)
     n = img.shape[0]
     out = ingest_dataset({"root": str(root), "masks": True, "tile_px": n, "splits": {"val": 0, "test": 1}}, 0.2)
-    assert np.array_equal(out["test"]["images"][0], img)
+    img64 = img.astype(np.float64)
+    np.testing.assert_allclose(out["test"]["images"][0], (img64 - img64.mean()) / img64.std(), atol=1e-6)
     assert np.array_equal(out["test"]["masks"][0], mask)
     # exported at half the pixel size (upsampled), ingest resamples back
     from scipy.ndimage import zoom
@@ -264,3 +267,34 @@ def test_ingested_domain_joins_the_evaluation_domains(params):
     params["ingest"]["datasets"]["dfm10"] = {"root": "raw/y"}
     with pytest.raises(ParamsError, match="also a simulated domain"):
         validate(params)
+
+
+def test_ingested_tiles_are_shuffled_standardized_per_micrograph_and_chosen_by_micrograph(tmp_path, params):
+    """Each micrograph is standardized as a whole before tiling; a split's tiles come in a seeded mixed order (so
+    that its first n tiles span its micrographs); the label-count study takes every tile of the first k train
+    micrographs by name."""
+    from hrtem_ood.training import _train_set
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "raw"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for k in range(6):
+        np.save(root / "images" / f"m{k}.npy", rng.normal(100 * k, 1 + k, (128, 128)))
+        np.save(root / "masks" / f"m{k}.npy", (rng.random((128, 128)) > 0.5).astype(np.uint8))
+    params["ingest"]["datasets"] = {"lab": {"root": str(root), "masks": True, "pixel_size_A": 0.2, "tile_px": 32,
+                                            "splits": {"val": 0.17, "test": 0.17}, "seed": 1}}
+    write_ingested(params, "lab", tmp_path / "domains" / "lab")
+    arrays, attrs = read_h5(tmp_path / "domains/lab/train.h5")
+    assert attrs["normalisation"] == "micrograph"
+    src, images = arrays["source_index"], arrays["images"]
+    assert len(set(src.tolist())) == 4 and len(src) == 4 * 16
+    assert len(set(src[:8].tolist())) > 1  # mixed, not micrograph after micrograph
+    for s in set(src.tolist()):
+        tiles = images[src == s].astype(np.float64)
+        assert abs(tiles.mean()) < 1e-5 and tiles.std() == pytest.approx(1, abs=1e-5)
+    first_two = sorted(set(src.tolist()))[:2]
+    x, y = _train_set(tmp_path / "domains", "lab", "train", None, n_sources=2)
+    assert np.array_equal(x, images[np.isin(src, first_two)]) and len(x) == 32
+    with pytest.raises(DatasetError, match="asked for 5 source micrographs but the train split holds 4"):
+        _train_set(tmp_path / "domains", "lab", "train", None, n_sources=5)

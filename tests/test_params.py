@@ -16,7 +16,8 @@ def test_valid_default_and_tiny_params(params):
 
     validate(load_params(REPO / "params.yaml"))
     validate(params)
-    assert len(transfer_pairs(load_params(REPO / "params.yaml"))) == 50  # 5 pretraining rows x 10 other domains
+    # 5 pretraining rows x (10 other simulated domains + the real micrographs)
+    assert len(transfer_pairs(load_params(REPO / "params.yaml"))) == 55
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,10 @@ def test_valid_default_and_tiny_params(params):
         (lambda p: p["transfer"].update(pairs={"a-to-b": {"pretrain": "a", "target": "b"}}), "transfer.pairs",
          "no longer a param"),
         (lambda p: p["aggregate"].update(exclude_from_std=["df7"]), "aggregate.exclude_from_std", "declared"),
+        (lambda p: p.setdefault("labels", {}).update(datasets=["df0"]), "labels.datasets",
+         "ingested datasets with masks, got 'df0'"),
+        (lambda p: p.setdefault("labels", {}).update(starts=["best", "median"]), "labels.starts.1", "'median'"),
+        (lambda p: p.setdefault("labels", {}).update(n_micrographs=[1, 1]), "labels.n_micrographs", "duplicate"),
         # the six typos that used to validate silently
         (lambda p: p["pretrain"].update(epoch=5), "pretrain.epoch", "unknown key; did you mean epochs?"),
         (lambda p: p["train"].update(batchsize=5), "train.batchsize", "unknown key; did you mean batch_size?"),

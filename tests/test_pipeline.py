@@ -8,13 +8,15 @@ byte-identical regeneration of the datasets.
 import csv
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import copy_repo, dvc, git, tiny_params
+from conftest import REPO, copy_repo, dvc, git, tiny_params
 
 from hrtem_ood.datasets import read_h5
 from hrtem_ood.domains import transfer_pairs
@@ -26,14 +28,32 @@ pytestmark = pytest.mark.slow
 GRID = {"n_images": [1, 2], "freeze": ["none", "encoder"]}
 
 
+#: Three of the shipped real micrographs (grey PNGs saved as RGBA, no pixel size in the files).
+REAL = ("image_0", "image_1", "image_2")
+
+
 def pipeline_params() -> dict:
-    """The tiny params with a 2 x 2 transfer grid, plus one experimental dataset (``raw/lab``), ingested as
-    a domain."""
+    """The tiny params with a 2 x 2 transfer grid, plus two experimental datasets ingested as domains: ``lab``
+    (TIFFs the test writes) and ``real`` (three of the shipped real micrographs, at a coarser pixel size than
+    their own so that they give 9 tiles each), with the label-count study and the ready model of ``real``."""
     p = tiny_params()
     p["transfer"].update(GRID)
-    p["ingest"] = {"datasets": {"lab": {"root": "raw/lab", "masks": True, "tile_px": 64, "stride_px": 64,
-                                        "splits": {"val": 0.34, "test": 0.34}, "seed": 0}}}
+    p["ingest"] = {"datasets": {
+        "lab": {"root": "raw/lab", "masks": True, "tile_px": 64, "stride_px": 64,
+                "splits": {"val": 0.34, "test": 0.34}, "seed": 0},
+        "real": {"root": "raw/real", "masks": True, "pixel_size_A": 0.3, "tile_px": 256, "stride_px": 256,
+                 "splits": {"val": 0.34, "test": 0.34}, "seed": 0}}}
+    p["labels"].update(datasets=["real"], n_micrographs=[1], starts=["best", "worst", "scratch"], epochs=1)
     return p
+
+
+def _copy_real(root: Path) -> None:
+    import shutil
+
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+        for name in REAL:
+            shutil.copy2(REPO / "data/real/segtrack" / sub / f"{name}.png", root / sub / f"{name}.png")
 
 
 def _make_lab_data(root: Path) -> None:
@@ -59,6 +79,7 @@ def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
     path = copy_repo(root / "repo", pipeline_params())
     _make_lab_data(path / "raw/lab")
+    _copy_real(path / "raw/real")
     git(path, "add", "-A")
     git(path, "commit", "-qm", "raw data")
     dvc(path, "repro")
@@ -98,7 +119,8 @@ def test_every_stage_wrote_its_outputs(repo):
                                weights_only=True)
             assert (saved["pretrain_domain"], saved["target_domain"]) == (d, t)
     head = json.loads((repo / "metrics/ood.json").read_text())
-    assert head["n_pairs"] == len(transfer_pairs(p)) == 2 * 3  # 2 pretraining rows x 3 other domains (lab too)
+    # 2 pretraining rows x 4 other domains (lab and real too); the study's measures count the simulated ones
+    assert len(transfer_pairs(p)) == 2 * 4 and head["n_pairs"] == 2 * 2
     # one dvc repro pools the grid in every cell: 2 sizes x 2 frozen parts x 1 seed = 4 models per cell
     assert head["pooled_conditions"]["freeze"] == ["encoder", "none"]
     assert head["pooled_conditions"]["n_transfer"] == ["1", "2"]
@@ -119,9 +141,63 @@ def test_ingested_dataset_is_an_evaluation_domain(repo):
     arrays, attrs = read_h5(repo / "data/domains/lab/test.h5")
     assert attrs["source"] == "ingested" and arrays["images"].shape[1:] == (64, 64)
     pretrain = json.loads((repo / "plots/pretrain_loss.json").read_text())
-    assert {r["eval"] for r in pretrain} == {"dfm10", "df0", "dfp10", "lab"}
+    assert {r["eval"] for r in pretrain} == {"dfm10", "df0", "dfp10", "lab", "real"}
     transfer = json.loads((repo / "plots/transfer_loss.json").read_text())
     assert {"dfm10", "dfp10"} <= {r["pretrain"] for r in transfer if r["target"] == "lab"}
+
+
+def test_real_micrographs_are_a_domain_outside_the_ood_std(repo):
+    """The real micrographs are ingested (grey RGBA PNGs, each standardized as a whole micrograph), evaluated
+    zero-shot by every pretrained model, a transfer target of every row, and reported with Dice and IoU; the OOD
+    std stays over the simulated domains (recomputed here from the plotted matrix)."""
+    arrays, attrs = read_h5(repo / "data/domains/real/train.h5")
+    assert attrs["normalisation"] == "micrograph" and arrays["images"].shape[1:] == (256, 256)
+    assert arrays["images"].shape[0] == 9  # 512 px at 0.3 A -> 768 px at 0.2 A -> 3 x 3 tiles of 256
+    # tiles with stride = tile cover the micrograph once: together they are standardized
+    assert abs(float(arrays["images"].mean())) < 1e-3 and float(arrays["images"].std()) == pytest.approx(1, abs=1e-3)
+    pretrain = json.loads((repo / "plots/pretrain_loss.json").read_text())
+    assert {r["eval"] for r in pretrain} == {"dfm10", "df0", "dfp10", "lab", "real"}
+    head = json.loads((repo / "metrics/ood.json").read_text())
+    for d in ("dfm10", "dfp10"):
+        row = {r["eval"]: r["value"] for r in pretrain if r["pretrain"] == d}
+        assert head["ood_std_pretrain"][d] == pytest.approx(np.std([row["dfm10"], row["dfp10"]]), abs=2e-6)
+        for kind in ("zero_shot", "after_transfer"):
+            cell = head["ingested"]["real"][kind][d]
+            assert 0 <= cell["iou"] <= cell["dice"] <= 1 and cell["paper_loss"] > -0.01
+    assert head["ingested"]["real"]["best_zero_shot_pretrain"] in ("dfm10", "dfp10")
+
+
+def test_label_count_study_and_the_ready_model(repo, tmp_path):
+    """The label-count study trains from the best and worst pretrained model (by zero-shot val loss) and from
+    scratch; the ready model is the study's model of lowest val loss, exported with its card, and `predict` uses
+    it when no model is named."""
+    summary = json.loads((repo / "metrics/labels/real.json").read_text())
+    val = summary["zero_shot_val_paper_loss"]
+    assert summary["starts"] == {"best": min(val, key=val.get), "worst": max(val, key=val.get), "scratch": None}
+    assert [(r["start"], r["n_micrographs"]) for r in summary["test_split"]] == [("best", 1), ("worst", 1),
+                                                                                 ("scratch", 1)]
+    assert all(0 <= r["iou"] <= r["dice"] <= 1 for r in summary["test_split"])
+    card = json.loads((repo / "models/ready/real.json").read_text())
+    curves = json.loads((repo / "metrics/curves/labels/real.json").read_text())
+    best_val = {}
+    for c in curves:
+        best_val[c["run"]] = min(best_val.get(c["run"], np.inf), c["val_loss"])
+    assert card["selection"]["run"] == min(best_val, key=best_val.get)
+    assert card["input"]["sampling_A"] == pytest.approx(0.2) and "real" in card["ood_row"]
+    out = repo / "seg"
+    proc = subprocess.run([str(Path(sys.executable).with_name("hrtem-ood")), "predict", "raw/real/images/image_0.png",
+                           "--pixel-size-A", "0.3", "--out", "seg"], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert {"image_0_mask.tif", "image_0_prob.tif", "image_0_overlay.png", "particles.csv", "summary.json"} <= {
+        f.name for f in out.iterdir()}
+    assert json.loads((out / "summary.json").read_text())["model"].endswith("models/ready/real.pt2")
+
+
+def test_ready_model_is_byte_identical_when_rerun(repo):
+    before = _sha(repo / "models/ready/real.pt2")
+    dvc(repo, "repro", "-f", "-s", "ready@real")
+    assert _sha(repo / "models/ready/real.pt2") == before
+    assert "up to date" in dvc(repo, "status").stdout
 
 
 def test_masks_identical_and_images_differ_across_domains(repo):
@@ -196,7 +272,8 @@ def test_editing_a_scheduling_only_module_reruns_nothing(repo):
             edited_grid.write_text(grid_text)
     finally:
         path.write_text(original)
-    assert changed == {"pretrain"} | {f"transfer@{d}" for d in pipeline_params()["pretrain"]["domains"]}
+    assert changed == ({"pretrain", "labels@real", "ready@real"}
+                       | {f"transfer@{d}" for d in pipeline_params()["pretrain"]["domains"]})
 
 
 def test_plots_show_renders_every_plot(repo):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .domains import domain_names
+from .domains import domain_names, ingested_names
 from .errors import UserError
 
 REQUIRED_COLUMNS = ("run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric", "value")
@@ -296,11 +296,69 @@ def grid_result_files(params: dict, results_dir: str | Path = "metrics/results")
     return files["pretrain"] + files["transfer"]
 
 
-def aggregate_as_params(params: dict, rows: list[dict]) -> dict:
-    """:func:`aggregate` of ``rows`` over the declared domains, as the ``aggregate`` params say."""
+def simulated_rows(params: dict, rows: list[dict]) -> list[dict]:
+    """The rows of models evaluated on a simulated domain, leaving out transfers to an ingested one (a pretraining
+    row's target may be left empty in a foreign table)."""
+    sim = params["domains"]
+    return [r for r in rows if r["eval_domain"] in sim and (r["stage"] == "pretrain" or r["target_domain"] in sim)]
+
+
+def aggregate_as_params(params: dict, rows: list[dict], simulated_only: bool = False) -> dict:
+    """:func:`aggregate` of ``rows`` over the declared domains, as the ``aggregate`` params say. Ingested domains
+    are columns (and transfer targets) of the matrices but never enter an OOD std, so the std stays the study's,
+    over its defocus series. ``simulated_only``: only the simulated domains' columns and targets (the study's
+    measures are computed on these)."""
     ac = params["aggregate"]
-    return aggregate(rows, domain_names(params), params["pretrain"]["domains"], metric=ac["metric"],
-                     reduce=ac["reduce"], exclude_from_std=ac["exclude_from_std"], filters=ac["filters"])
+    doms = domain_names(params)
+    exclude = list(ac["exclude_from_std"]) + [d for d in ingested_names(params) if d not in ac["exclude_from_std"]]
+    if simulated_only:
+        doms = list(params["domains"])
+        rows = simulated_rows(params, rows)
+    return aggregate(rows, doms, params["pretrain"]["domains"], metric=ac["metric"],
+                     reduce=ac["reduce"], exclude_from_std=exclude, filters=ac["filters"])
+
+
+def ingested_summary(rows: list[dict], dataset: str, pretrain_domains: list[str], *, reduce: str = "median",
+                     filters: dict | None = None) -> dict:
+    """An ingested domain's test-split metrics (paper_loss, Dice, IoU; reduced over the models of each cell):
+    zero-shot from each pretraining domain, and after each pretraining domain's transfer to it; with the
+    pretraining domains that do best by Dice."""
+    red = REDUCERS[reduce]
+    cells: dict = defaultdict(list)
+    for r in rows:
+        mine = r["eval_domain"] == dataset and r["pretrain_domain"] in pretrain_domains
+        if not mine or not keep_row(r, filters or {}):
+            continue
+        kind = {"pretrain": "zero_shot", "transfer": "after_transfer"}.get(r["stage"])
+        if r["stage"] == "transfer" and r["target_domain"] != dataset:
+            kind = None
+        if kind and r["metric"] in ("paper_loss", "dice", "iou"):
+            cells[(kind, r["pretrain_domain"], r["metric"])].append(r["value"])
+    out: dict = {}
+    for kind in ("zero_shot", "after_transfer"):
+        table = {p: {m: round(float(red(cells[(kind, p, m)])), 6) for m in ("paper_loss", "dice", "iou")
+                     if cells[(kind, p, m)]} for p in pretrain_domains}
+        table = {p: v for p, v in table.items() if v}
+        out[kind] = table
+        if table:
+            out[f"best_{kind}_pretrain"] = max(table, key=lambda p: table[p].get("dice", -1.0))
+    return out
+
+
+def label_table(rows: list[dict], dataset: str, starts: dict[str, str | None], reduce: str = "median") -> list[dict]:
+    """The label-count study's rows on ``dataset``'s test split: per start (best / worst / scratch, with its
+    pretraining domain) and number of labelled micrographs, paper_loss, Dice and IoU reduced over seeds."""
+    red = REDUCERS[reduce]
+    by_domain = {(d or "scratch"): k for k, d in starts.items()}
+    cells: dict = defaultdict(list)
+    for r in rows:
+        if r["stage"] == "labels" and r["eval_domain"] == dataset and r["metric"] in ("paper_loss", "dice", "iou"):
+            cells[(by_domain.get(r["pretrain_domain"], r["pretrain_domain"]), r["pretrain_domain"],
+                   int(r["n_transfer"]), r["metric"])].append(r["value"])
+    keys = sorted({k[:3] for k in cells}, key=lambda k: (list(starts).index(k[0]) if k[0] in starts else 99, k[2]))
+    return [{"start": s, "pretrain_domain": d, "n_micrographs": n,
+             **{m: round(float(red(cells[(s, d, n, m)])), 6) for m in ("paper_loss", "dice", "iou")
+                if cells[(s, d, n, m)]}} for s, d, n in keys]
 
 
 #: Targets at least this far (nm) from a pretraining defocus count as distant (phenomenon 4).

@@ -68,7 +68,7 @@ def run_vs_study(params: dict, results: list[str] | None, out: str | Path | None
     files = [Path(f) for f in results] if results else [f for f in grid_result_files(params) if f.is_file()]
     if not files:
         raise ResultsError("no results tables found (metrics/results/pretrain/*.csv); run the pipeline first")
-    agg = aggregate_as_params(params, [row for f in files for row in read_results(f)])
+    agg = aggregate_as_params(params, [row for f in files for row in read_results(f)], simulated_only=True)
     defocus = domain_defocus_nm(params)
     result = {"metric": agg["metric"], "reduce": agg["reduce"], "readings": list(readings(agg, defocus).values())}
     print("Spearman rho with the study's published matrices (cells compared in brackets):")

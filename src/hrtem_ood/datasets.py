@@ -3,8 +3,10 @@
 A domain dataset is one folder ``data/domains/<domain>/`` with one file per split
 (``train.h5``, ``val.h5``, ``test.h5``) holding:
 
-- ``images``  float32 (N, H, W): raw detector values (electron counts for simulated data);
-  per-image standardization happens in the training data loader, not here;
+- ``images``  float32 (N, H, W): electron counts for simulated data, standardized in the training data
+  loader (one image is one micrograph); ingested tiles, standardized over their whole source micrograph at
+  ingest (attribute ``normalisation: micrograph``) and used as they are
+  (:func:`hrtem_ood.evaluation.model_input`);
 - ``masks``   uint8 (N, H, W): 1 = particle; identical across simulated domains;
 - per-image metadata vectors (``scene_id``, ``defocus_A``, ...);
 - attributes: ``domain``, ``split``, ``sampling_A``, ``image_units``, ``params_hash``, and the

@@ -14,6 +14,11 @@ def domain_names(params: dict) -> list[str]:
     return list(params["domains"]) + [k for k, v in ingested.items() if v.get("masks")]
 
 
+def ingested_names(params: dict) -> list[str]:
+    """The evaluated domains that are ingested micrographs (``ingest.datasets`` with masks), in params order."""
+    return [d for d in domain_names(params) if d not in params["domains"]]
+
+
 def domain_defocus_nm(params: dict) -> dict[str, float | None]:
     """Defocus (nm) of every domain where known (ingested data may not say)."""
     ingested = ((params.get("ingest") or {}).get("datasets") or {})

@@ -73,6 +73,16 @@ def standardize(images: np.ndarray) -> np.ndarray:
     return ((images - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
+def model_input(split: dict) -> np.ndarray:
+    """A loaded split's images as models see them: a simulated image is one micrograph, standardized here; the
+    tiles of an ingested micrograph were standardized over their whole micrograph at ingest
+    (``normalisation: micrograph``) and are used as they are, since standardizing each tile again would
+    change them (tiles with little or much particle in them differ)."""
+    if split["attrs"].get("normalisation") == "micrograph":
+        return np.asarray(split["images"], dtype=np.float32)
+    return standardize(split["images"])
+
+
 @contextmanager
 def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
     was_training = model.training

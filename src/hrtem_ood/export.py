@@ -10,28 +10,25 @@ no model code needed); ``hrtem-ood predict`` takes the file too. Torch only (no 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 
-from .predict import NORMALISATION, LoadedModel, PredictError, card_path
-
-
-def run_name(card: dict) -> str:
-    """The results tables' ``run`` of a pipeline model (hrtem_ood.training.train_one_model names it)."""
-    p, t, tag, seed = card["pretrain_domain"], card["target_domain"], card["condition"], card["seed"]
-    return f"transfer:{p}->{t}:{tag}:s{seed}" if card["stage"] == "transfer" else f"pretrain:{p}:{tag}:s{seed}"
+from .ingest import NORMALISATION
+from .predict import LoadedModel, PredictError, card_path
 
 
 def ood_row(card: dict, results_dir: str | Path) -> dict[str, dict[str, float]]:
     """The model's metrics on every evaluated domain ({} when its results table is not there)."""
     from .aggregation import read_results
+    from .grid import run_name
 
-    kind = "transfer" if card["stage"] == "transfer" else "pretrain"
-    table = Path(results_dir) / kind / f"{card['pretrain_domain']}.csv"
+    stage = card["stage"]
+    table = Path(results_dir) / stage / f"{card['target_domain' if stage == 'labels' else 'pretrain_domain']}.csv"
     if not table.is_file():
         return {}
-    run = run_name(card)
+    run = run_name(stage, card["pretrain_domain"], card["target_domain"], card["condition"], card["seed"])
     out: dict[str, dict[str, float]] = {}
     for row in read_results(table):
         if row["run"] == run:
@@ -39,9 +36,10 @@ def ood_row(card: dict, results_dir: str | Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def export_model(model: LoadedModel, out: str | Path, results_dir: str | Path = "metrics/results") -> dict:
+def export_model(model: LoadedModel, out: str | Path, results_dir: str | Path = "metrics/results",
+                 selection: dict | None = None) -> dict:
     """Write ``out`` (``torch.export`` with a dynamic batch, height and width) and its card ``<out>.json``, each
-    atomically. Returns the card."""
+    atomically; ``selection`` (how the model was chosen) goes into the card. Returns the card."""
     from .io import atomic_path, write_json
 
     out = Path(out)
@@ -62,8 +60,11 @@ def export_model(model: LoadedModel, out: str | Path, results_dir: str | Path = 
                                                    "epoch", "numerics")},
         "source": str(model.path),
         "ood_row": ood_row(model.card, results_dir) if model.card.get("stage") else {},
+        **({"selection": selection} if selection else {}),
     }
+    buf = io.BytesIO()  # saved to memory first: torch.export wants a file name ending in .pt2, or a buffer
+    torch.export.save(program, buf)
     with atomic_path(out) as tmp:
-        torch.export.save(program, str(tmp))
+        tmp.write_bytes(buf.getvalue())
     write_json(card_path(out), card)
     return card

@@ -43,6 +43,14 @@ def condition_tag(cond: dict) -> str:
     return tag
 
 
+def run_name(stage: str, pretrain_domain: str, target_domain: str, tag: str, seed: int) -> str:
+    """A model's ``run`` in the results tables and curves: ``pretrain:<domain>:<tag>:s<seed>``, else
+    ``<stage>:<start>-><target>:<tag>:s<seed>``."""
+    if stage == "pretrain":
+        return f"pretrain:{pretrain_domain}:{tag}:s{seed}"
+    return f"{stage}:{pretrain_domain}->{target_domain}:{tag}:s{seed}"
+
+
 def models_per_stage(params: dict, stage: str, n_targets: int = 1) -> int:
     """How many models one stage trains: its grid x seeds (x its targets, for a transfer row)."""
     return len(conditions(params, stage)) * len(params["train"]["seeds"]) * n_targets
@@ -82,6 +90,42 @@ def stage_jobs(params: dict, stage: str, pretrain_domain: str, domains_dir: str 
 def pretrain_jobs(params: dict, domains_dir: str | Path) -> list[dict]:
     """Every pretraining model: ``pretrain.domains`` x ``pretrain.lr`` x ``train.seeds``, domain by domain."""
     return [job for d in params["pretrain"]["domains"] for job in stage_jobs(params, "pretrain", d, domains_dir)]
+
+
+def label_jobs(params: dict, dataset: str, domains_dir: str | Path, init_dir: str | Path, starts: dict[str, str | None],
+               n_train_micrographs: int) -> list[dict]:
+    """The label-count study of one ingested dataset (``labels``): for every start (``starts``: best / worst ->
+    its pretraining domain, scratch -> None), every ``labels.n_micrographs`` ("all" = ``n_train_micrographs``)
+    and seed, a model trained on every tile of the dataset's first n train micrographs, from the pretrained model
+    of that seed (the first ``pretrain.lr``) or from scratch. Saved as ``<tag>/seed<k>.pt``, tag
+    ``<start>-<domain>-n<n>`` (``scratch-n<n>``)."""
+    lc = params["labels"]
+    lrp = float(values(params["pretrain"]["lr"])[0])
+    common = {"model": params["model"], "train": params["train"], "stage": "labels", "target_domain": dataset,
+              "eval_domains": domain_names(params), "domains_dir": str(Path(domains_dir).resolve()),
+              "epochs": int(lc["epochs"]), "params_file": params.get("_source", "params.yaml"), "freeze": "none",
+              "n_images": None}
+    jobs = []
+    for start in lc["starts"]:
+        domain = starts[start]
+        for n in lc["n_micrographs"]:
+            n = n_train_micrographs if n == "all" else int(n)
+            if n > n_train_micrographs:
+                fail(params, "labels.n_micrographs", f"{n} micrographs asked for, but the train split of {dataset} "
+                                                     f"holds {n_train_micrographs}")
+            tag = f"scratch-n{n}" if domain is None else f"{start}-{domain}-n{n}"
+            for seed in params["train"]["seeds"]:
+                init = None
+                if domain is not None:
+                    init = Path(init_dir) / domain / condition_tag({"lr_pretrain": lrp}) / f"seed{seed}.pt"
+                    if not init.is_file():
+                        raise DatasetError(f"{init}: pretrained model not found (rerun the pretrain stage)")
+                jobs.append({**common, "pretrain_domain": domain or "scratch", "seed": seed, "tag": tag,
+                             "n_sources": n, "lr_pretrain": lrp if domain else None,
+                             "lr": float(lc["lr"] if domain else lc["lr_scratch"]),
+                             "init_file": None if init is None else str(init.resolve()),
+                             "model_file": f"{tag}/seed{seed}.pt"})
+    return jobs
 
 
 def transfer_targets(params: dict, pretrain: str) -> list[str]:

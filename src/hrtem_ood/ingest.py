@@ -2,8 +2,10 @@
 
 Readers: Gatan DM3/DM4, MRC, EMD and TIFF through RosettaSciIO; NPY and PNG
 (masks, or images without metadata). Pixel size comes from file metadata when present, else from
-params. Images are resampled to the pipeline's sampling, tiled, and split by source file (tiles of
-one micrograph never cross splits). Every file is read and checked before anything is written;
+params. Images are resampled to the pipeline's sampling, standardized as a whole micrograph (mean 0,
+variance 1 over the resampled micrograph: :data:`NORMALISATION`, as ``predict`` does and as every simulated
+image is, one image being one micrograph there), tiled, and split by source file (tiles of one micrograph
+never cross splits). Every file is read and checked before anything is written;
 raw inputs are only ever opened for reading.
 """
 
@@ -17,6 +19,9 @@ from .errors import UserError
 
 IMAGE_SUFFIXES = {".dm3", ".dm4", ".mrc", ".emd", ".tif", ".tiff", ".npy", ".png"}
 MASK_SUFFIXES = {".npy", ".png", ".tif", ".tiff"}
+#: How a micrograph is normalised before it meets a model: the ingested tiles, ``predict``'s input and every
+#: model card say so.
+NORMALISATION = "per micrograph, after resampling: (x - mean) / std over the whole micrograph"
 _LENGTH_TO_A = {"a": 1.0, "å": 1.0, "angstrom": 1.0, "nm": 10.0, "µm": 1e4, "um": 1e4, "pm": 1e-2, "m": 1e10}
 
 
@@ -128,6 +133,35 @@ def _index(folder: Path, suffixes: set[str], what: str) -> dict[str, Path]:
     return out
 
 
+def micrograph_files(inputs: list[str | Path]) -> list[Path]:
+    """The micrographs named: files, and every file of a readable format in a named folder (sorted). Two
+    files of one name are refused, since outputs are named after the file."""
+    files: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise IngestError(f"{p}: no micrographs here (formats: {sorted(IMAGE_SUFFIXES)})")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise IngestError(f"{p}: no such file or folder")
+    stems = [f.stem for f in files]
+    dup = sorted({s for s in stems if stems.count(s) > 1})
+    if dup:
+        raise IngestError(f"{dup[0]}: two input files share this name; outputs are named after it")
+    return files
+
+
+def standardize_micrograph(image: np.ndarray) -> np.ndarray:
+    """``(x - mean) / std`` over the whole micrograph, in float32 (a constant image becomes 0)."""
+    image = np.asarray(image, dtype=np.float64)
+    std = image.std()
+    return ((image - image.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
+
+
 def resample(image: np.ndarray, from_A: float, to_A: float, order: int) -> np.ndarray:
     """Resample to a new pixel size (order 1 for images, 0 for masks)."""
     from scipy.ndimage import zoom
@@ -171,7 +205,8 @@ def ingest_dataset(cfg: dict, sampling_A: float) -> dict[str, dict[str, np.ndarr
 
     ``cfg`` keys: ``root`` (a folder holding ``images/`` and, when ``masks: true``, ``masks/`` with one
     mask per image, same name), ``pixel_size_A`` (fallback when a file has none), ``tile_px``,
-    ``stride_px``, ``splits`` ({val, test} fractions of the files), ``seed``.
+    ``stride_px``, ``splits`` ({val, test} fractions of the files), ``seed`` (the split of the files and the
+    order of each split's tiles).
     """
     root = Path(cfg["root"])
     images = _index(root / "images", IMAGE_SUFFIXES, "images")
@@ -199,7 +234,7 @@ def ingest_dataset(cfg: dict, sampling_A: float) -> dict[str, dict[str, np.ndarr
             if not set(values.tolist()) <= {0.0, 1.0, 255.0} or (0.0 not in values and len(values) > 1):
                 raise IngestError(f"{masks[name]}: mask is not binary (values {values[:6].tolist()}...)")
             mask = (mask > 0).astype(np.float64)
-        img = resample(img, float(pixel), sampling_A, order=1)
+        img = standardize_micrograph(resample(img, float(pixel), sampling_A, order=1))
         if mask is not None:
             mask = resample(mask, float(pixel), sampling_A, order=0)
         corners = tiles(img, tile, stride)
@@ -223,9 +258,11 @@ def ingest_dataset(cfg: dict, sampling_A: float) -> dict[str, dict[str, np.ndarr
             d["tile_x"].append(x)
             d["pixel_size_A_raw"].append(pixel)
     result = {}
-    for split, d in out.items():
+    for k, (split, d) in enumerate(out.items()):
         if d["images"]:
-            result[split] = {k: np.asarray(v) for k, v in d.items()}
+            # tiles in a seeded random order, so that the first n of a split come from all of its micrographs
+            order = np.random.default_rng([int(cfg.get("seed", 0)), k]).permutation(len(d["images"]))
+            result[split] = {key: np.asarray(v)[order] for key, v in d.items()}
         else:
             result[split] = {"images": np.zeros((0, tile, tile), np.float32),
                              "masks": np.zeros((0, tile, tile), np.uint8), "source_index": np.zeros(0, np.int64),

@@ -202,6 +202,18 @@ class Ingest(_Section):
     datasets: dict[str, IngestDataset] = Field(default_factory=dict, description="experimental datasets")
 
 
+class Labels(_Section):
+    datasets: list[str] = Field(default_factory=list, description="ingested datasets with masks to run the study on")
+    n_micrographs: Annotated[list[Annotated[int, Field(ge=1)] | Literal["all"]], Field(min_length=1)] = Field(
+        [1, 2, 4, "all"], description="how many labelled train micrographs each model trains on (first n by name)")
+    starts: Annotated[list[Literal["best", "worst", "scratch"]], Field(min_length=1)] = Field(
+        ["best", "worst", "scratch"], description="best / worst: the pretrained model with the lowest / highest "
+                                                  "zero-shot loss on the dataset's val split; scratch: a new model")
+    lr: LR = Field(0.0001, description="Adam learning rate from a pretrained model")
+    lr_scratch: LR = Field(0.004, description="Adam learning rate from scratch")
+    epochs: int = Field(10, ge=1, description="training epochs (an epoch: train.crops_per_image crops of each tile)")
+
+
 class Aggregate(_Section):
     metric: Literal[METRICS] = Field(description="the loss (or score) the matrices show")
     reduce: Literal["median", "mean"] = Field(description="over every model of a cell")
@@ -225,6 +237,7 @@ class Params(_Section):
     pretrain: Pretrain
     transfer: Transfer
     ingest: Ingest = Field(default_factory=Ingest)
+    labels: Labels = Field(default_factory=Labels)
     aggregate: Aggregate
 
 
@@ -306,6 +319,7 @@ def validate(params: dict) -> dict:
     _check_data(params)
     _check_training(params)
     _check_aggregate(params)
+    _check_labels(params)
     return params
 
 
@@ -386,6 +400,17 @@ def _check_aggregate(p: dict) -> None:
         if col not in FILTER_COLUMNS:
             fail(p, f"aggregate.filters.{col}", "not a results column, so it would drop every row"
                                                 + suggest(col, FILTER_COLUMNS))
+
+
+def _check_labels(p: dict) -> None:
+    lc = p.get("labels") or {}
+    ingested = {k: v for k, v in p["ingest"]["datasets"].items() if v.get("masks")}
+    for d in lc.get("datasets", []):
+        if d not in ingested:
+            fail(p, "labels.datasets", f"must list ingested datasets with masks, got {d!r}" + suggest(d, ingested))
+    for key in ("datasets", "n_micrographs", "starts"):
+        if len(set(map(str, lc.get(key, [])))) != len(lc.get(key, [])):
+            fail(p, f"labels.{key}", f"duplicate values in {lc[key]!r} would train the same models twice")
 
 
 def schema_text() -> str:

@@ -48,6 +48,19 @@ def _label(name: str, defocus_nm: dict) -> str:
     return f"{d:g}" if d is not None else name
 
 
+def _label_angle(rows: list[dict], key: str) -> int:
+    """Axis labels upright when every one is a defocus, slanted when a domain without one (an ingested
+    dataset) is labelled by its name."""
+    def numeric(text: str) -> bool:
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    return 0 if all(numeric(str(r[key])) for r in rows if key in r) else -35
+
+
 def _with_labels(rows: list[dict], defocus_nm: dict) -> list[dict]:
     out = []
     for r in rows:
@@ -102,7 +115,7 @@ def _heat(rows, x, y, title, color_title, scheme="viridis", domain_mid=None, wid
              else alt.Scale(scheme=scheme, zero=True))
     base = alt.Chart(alt.Data(values=with_text_colour(rows, scheme, domain_mid, scale_values))).encode(
         x=alt.X(f"{x}_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title=_axis_title(x),
-                axis=alt.Axis(labelAngle=0)),
+                axis=alt.Axis(labelAngle=_label_angle(rows, f"{x}_label"))),
         y=alt.Y(f"{y}_label:O", sort=alt.EncodingSortField(field="y_sort", op="min"), title=_axis_title(y)),
     )
     chart = base.mark_rect().encode(color=alt.Color("value:Q", scale=scale, title=color_title))
@@ -128,7 +141,7 @@ def _bars(rows: list[dict], title: str, metric: str, stages=("pretrain", "transf
 
     return alt.Chart(alt.Data(values=rows)).mark_bar().encode(
         x=alt.X("eval_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title="Defocus (nm)",
-                axis=alt.Axis(labelAngle=0)),
+                axis=alt.Axis(labelAngle=_label_angle(rows, "eval_label"))),
         xOffset=alt.XOffset("stage:N", sort=list(stages)),
         y=alt.Y("value:Q", title=f"{metric}"),
         color=alt.Color("stage:N", scale=alt.Scale(domain=list(stages), range=list(colours)), title="model"),
@@ -242,6 +255,19 @@ def transfer_conditions_chart(table: list[dict], metric: str, models: int):
     return alt.hconcat(*panels).properties(title={
         "text": "Phenomenon 5: loss after transfer by condition (bars: this run; diamonds: the study's medians)",
         "subtitle": f"{models} transfer models; each bar reduces over every other condition, seed and pair"})
+
+
+def labels_chart(table: list[dict], dataset: str):
+    """Dice on an ingested dataset's test split against the number of labelled train micrographs, one line per
+    start (best / worst pretrained model, scratch)."""
+    import altair as alt
+
+    x = alt.X("n_micrographs:Q", title="labelled train micrographs", scale=alt.Scale(type="log", base=2),
+              axis=alt.Axis(values=sorted({r["n_micrographs"] for r in table})))
+    y = alt.Y("dice:Q", title=f"Dice on the {dataset} test split", scale=alt.Scale(zero=False))
+    lines = alt.Chart(alt.Data(values=table)).mark_line(point=True).encode(
+        x=x, y=y, color=alt.Color("start:N", title="start"), tooltip=["start:N", "n_micrographs:Q", "dice:Q", "iou:Q"])
+    return lines.properties(width=420, height=260, title=f"How many images to label ({dataset})")
 
 
 def render(chart_or_spec, out: str | Path, fmt: str, scale: float = 2.0) -> None:

@@ -24,14 +24,11 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .evaluation import standardize
-from .ingest import IMAGE_SUFFIXES, read_image, resample, tiles
+from .ingest import NORMALISATION, micrograph_files, read_image, resample, standardize_micrograph, tiles
 
 #: Columns of the per-particle table.
 PARTICLE_COLUMNS = ["image", "particle_id", "centroid_x_px", "centroid_y_px", "area_nm2", "equivalent_diameter_nm",
                     "touches_border"]
-#: How a micrograph is normalised before it meets a model (stated in every model card).
-NORMALISATION = "per micrograph, after resampling: (x - mean) / std over the whole micrograph"
 
 
 class PredictError(UserError):
@@ -188,27 +185,6 @@ def overlay_png(image: np.ndarray, mask: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def input_files(inputs: list[str]) -> list[Path]:
-    """The micrographs named: files, and every readable file in a named folder (sorted)."""
-    files: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise PredictError(f"{p}: no micrographs here (formats: {sorted(IMAGE_SUFFIXES)})")
-            files += found
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise PredictError(f"{p}: no such file or folder")
-    stems = [f.stem for f in files]
-    dup = sorted({s for s in stems if stems.count(s) > 1})
-    if dup:
-        raise PredictError(f"{dup[0]}: two input files share this name; outputs are named after it")
-    return files
-
-
 def check_inputs(files: list[Path], pixel_size_A: float | None, sampling_A: float,
                  tile_px: int) -> list[tuple[Path, float]]:
     """Every file readable, with a pixel size (the file's, else ``pixel_size_A``), and at least one tile large
@@ -232,7 +208,7 @@ def segment(model: LoadedModel, image: np.ndarray, pixel_A: float, tile_px: int,
             device: torch.device | None = None, min_diameter_nm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Probability map and mask of one micrograph, on its own pixel grid; connected specks of an equivalent
     diameter below ``min_diameter_nm`` are left out of the mask."""
-    resampled = standardize(resample(image.astype(np.float32), pixel_A, model.sampling_A, order=1)[None])[0]
+    resampled = standardize_micrograph(resample(image.astype(np.float32), pixel_A, model.sampling_A, order=1))
     prob = probability_map(model.net, resampled, tile_px, overlap_px, device)
     if prob.shape != image.shape:  # back to the file's own pixels, exactly its shape
         from skimage.transform import resize
@@ -269,7 +245,7 @@ def run_predict(inputs: list[str], model: LoadedModel, out_dir: str | Path, pixe
         raise PredictError(f"--overlap-px: must be in [0, {tile_px // 2}), got {overlap_px}")
     if out_dir.exists():
         raise PredictError(f"{out_dir}: already exists; choose a new --out folder (nothing is overwritten)")
-    checked = check_inputs(input_files(inputs), pixel_size_A, model.sampling_A, tile_px)
+    checked = check_inputs(micrograph_files(inputs), pixel_size_A, model.sampling_A, tile_px)
     from .training import select_device
 
     device = select_device()

@@ -8,9 +8,17 @@ from __future__ import annotations
 import operator
 from pathlib import Path
 
-from .aggregation import aggregate_as_params, grid_files, headline, phenomena, plot_tables
+from .aggregation import (
+    aggregate_as_params,
+    grid_files,
+    headline,
+    ingested_summary,
+    phenomena,
+    plot_tables,
+    simulated_rows,
+)
 from .conditions import conditions_table, training_seconds, transfer_conditions
-from .domains import domain_defocus_nm
+from .domains import domain_defocus_nm, ingested_names
 from .io import read_json, write_json
 from .plots import (
     curves_chart,
@@ -80,9 +88,12 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
     out_plots, out_metrics = Path(out_plots), Path(out_metrics)
     for name, table in tables.items():
         write_json(out_plots / f"{name}.json", table)
-    head = headline(agg)
+    # the study's measures on the simulated domains only; ingested domains are extra columns and targets
+    sim = aggregate_as_params(params, rows, simulated_only=True)
+    sim_rows = simulated_rows(params, rows)
+    head = headline(sim)
     head.update(extra_head or {})
-    ours = phenomena(agg, defocus)
+    ours = phenomena(sim, defocus)
     study = load_study_medians()
     study_agg, study_defocus = study_as_aggregate(study)
     theirs = phenomena(study_agg, study_defocus)
@@ -93,10 +104,14 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
     head["phenomena"] = ours
     head["scorecard_held"] = sum(r["held"] for r in card)
     head["scorecard_total"] = len(card)
-    head["vs_study"] = vs_study_head(agg, defocus)
+    head["vs_study"] = vs_study_head(sim, defocus)
     head["pooled_conditions"] = {k: v for k, v in agg["pooled"].items()}
     head["models_per_cell"] = {k: list(v) for k, v in agg["models_per_cell"].items()}
-    head["transfer_conditions"] = transfer_conditions(rows, defocus, metric=ac["metric"], reduce=ac["reduce"],
+    real = {d: ingested_summary(rows, d, params["pretrain"]["domains"], reduce=ac["reduce"], filters=ac["filters"])
+            for d in ingested_names(params)}
+    if real:
+        head["ingested"] = real
+    head["transfer_conditions"] = transfer_conditions(sim_rows, defocus, metric=ac["metric"], reduce=ac["reduce"],
                                                       filters=ac["filters"])
     write_json(out_metrics / "ood.json", head)
     timing = training_seconds(rows)

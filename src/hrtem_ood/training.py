@@ -9,12 +9,14 @@ import functools
 import io
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .datasets import DatasetError, load_split
-from .evaluation import evaluate, standardize, training_loss
+from .datasets import DatasetError, load_split, read_h5
+from .evaluation import evaluate, model_input, training_loss
+from .grid import run_name
 from .model import build_model
 from .params import METRICS
 
@@ -127,6 +129,7 @@ class TrainResult:
     best_state: dict
     best_epoch: int
     best_val_loss: float
+    numerics: Numerics | None = None
     curve: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     images_seen: int = 0
@@ -156,7 +159,7 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
     val_key = "ce" if cfg["loss"] == "ce" else "softmax_ce"
     cuda = device.type == "cuda"
     amp = num.bf16
-    best = TrainResult(best_state={}, best_epoch=0, best_val_loss=float("inf"))
+    best = TrainResult(best_state={}, best_epoch=0, best_val_loss=float("inf"), numerics=num)
     t0 = time.perf_counter()
     seen = 0
     for epoch in range(1, int(epochs) + 1):
@@ -199,18 +202,41 @@ def _eval_sets(domains_dir: str, names: tuple[str, ...]) -> dict[str, tuple[np.n
     out = {}
     for name in names:
         d = load_split(domains_dir, name, "test")
-        out[name] = (standardize(d["images"]), d["masks"])
+        out[name] = (model_input(d), d["masks"])
     return out
 
 
-def _train_set(domains_dir, domain: str, split: str, n_images: int | None):
+def _train_set(domains_dir, domain: str, split: str, n_images: int | None, n_sources: int | None = None):
+    """A split's model inputs and masks: the first ``n_images`` images (all if None), or every tile of the
+    first ``n_sources`` source micrographs in name order (an ingested domain: how many images were labelled)."""
     d = load_split(domains_dir, domain, split)
-    images, masks = d["images"], d["masks"]
+    images, masks = model_input(d), d["masks"]
+    if n_sources is not None:
+        source = read_h5(d["path"], ("source_index",))[0]["source_index"]
+        present = sorted(set(source.tolist()))
+        if n_sources > len(present):
+            raise DatasetError(f"{d['path']}: asked for {n_sources} source micrographs but the {split} split "
+                               f"holds {len(present)}")
+        keep = np.isin(source, present[:n_sources])
+        images, masks = images[keep], masks[keep]
     if n_images is not None:
         if n_images > len(images):
             raise DatasetError(f"{d['path']}: asked for {n_images} images but the {split} split holds {len(images)}")
         images, masks = images[:n_images], masks[:n_images]
-    return standardize(images), masks
+    return images, masks
+
+
+def saved_model_loss(model_file: str | Path, model_cfg: dict, domains_dir: str | Path, domain: str, split: str,
+                     threads: int) -> float:
+    """paper_loss of a saved pipeline model on one split of a domain (e.g. zero-shot on an ingested domain's
+    val split, which chooses the label-count study's starts without looking at its test split)."""
+    set_threads(threads)
+    device = select_device()
+    model = build_model(model_cfg, 0)
+    model.load_state_dict(torch.load(model_file, map_location="cpu", weights_only=True)["state_dict"])
+    model.to(device)
+    d = load_split(domains_dir, domain, split)
+    return float(evaluate(model, model_input(d), d["masks"], device)["paper_loss"])
 
 
 def train_one_model(job: dict) -> dict:
@@ -223,21 +249,23 @@ def train_one_model(job: dict) -> dict:
     tc, seed = job["train"], job["seed"]
     set_threads(job.get("threads", tc["threads"]))
     device = select_device()
-    tr_x, tr_y = _train_set(job["domains_dir"], job["target_domain"], "train", job["n_images"])
+    tr_x, tr_y = _train_set(job["domains_dir"], job["target_domain"], "train", job["n_images"], job.get("n_sources"))
     va_x, va_y = _train_set(job["domains_dir"], job["target_domain"], "val", None)
     model = build_model(job["model"], seed)
     if job["init_file"] is not None:
         model.load_state_dict(torch.load(job["init_file"], map_location="cpu", weights_only=True)["state_dict"])
     model.freeze(job["freeze"])
     res = train(model, tr_x, tr_y, va_x, va_y, tc, job["lr"], job["epochs"], seed=seed, device=device)
-    num = choose_numerics(tc, device)
+    num = res.numerics
     model.load_state_dict(res.best_state)
     stage, p, t = job["stage"], job["pretrain_domain"], job["target_domain"]
-    transfer = stage == "transfer"
-    run = f"transfer:{p}->{t}:{job['tag']}:s{seed}" if transfer else f"pretrain:{p}:{job['tag']}:s{seed}"
+    transfer = stage != "pretrain"  # a transfer row, or the label-count study (n_transfer: its micrographs)
+    run = run_name(stage, p, t, job["tag"], seed)
     common = {"run": run, "stage": stage, "pretrain_domain": p, "target_domain": t, "seed": seed,
-              "freeze": job["freeze"] if transfer else None, "n_transfer": job["n_images"] if transfer else None,
-              "lr_pretrain": float(job["lr_pretrain"]), "lr_transfer": job["lr"] if transfer else None,
+              "freeze": job["freeze"] if transfer else None,
+              "n_transfer": job.get("n_sources") or job["n_images"] if transfer else None,
+              "lr_pretrain": None if job["lr_pretrain"] is None else float(job["lr_pretrain"]),
+              "lr_transfer": job["lr"] if transfer else None,
               "epoch": res.best_epoch, "seconds": round(res.seconds, 2), "numerics": num.label}
     rows = []
     for eval_domain, (ex, ey) in _eval_sets(job["domains_dir"], tuple(job["eval_domains"])).items():

@@ -30,7 +30,8 @@ def write_ingested(params: dict, dataset: str, out_dir: str | Path) -> None:
                       "tile_y": d["tile_y"], "tile_x": d["tile_x"], "pixel_size_A_raw": d["pixel_size_A_raw"],
                       "sources": np.array(result["_sources"])},
                      {"domain": dataset, "split": split, "source": "ingested", "sampling_A": sampling,
-                      "image_units": "raw detector values (resampled)", "has_masks": bool(result["_has_masks"]),
+                      "image_units": "standardized per source micrograph", "normalisation": "micrograph",
+                      "has_masks": bool(result["_has_masks"]),
                       "defocus_nm": cfg.get("defocus_nm"), "dose_e_per_A2": cfg.get("dose_e_per_A2"),
                       "params_hash": stable_hash(cfg)})
     counts = {s: len(result[s]["images"]) for s in SPLITS}
