@@ -184,3 +184,58 @@ def test_every_preset_sets_existing_keys_to_valid_values(name):
         node[leaf] = yaml.safe_load(value)
     validate(merged)
     assert {k: v for k, v in applied.items() if k != "_source"} == merged  # --apply gives the same params
+
+
+@pytest.mark.parametrize("name", ["paper", "dose", "structures", "phenomenon5"])
+@pytest.mark.parametrize("layout", ["as committed", "safe_dump, sorted keys"])
+def test_preset_apply_edits_in_place_keeping_comments_and_key_order(tmp_path, capsys, name, layout):
+    """`preset --apply` goes through the round-trip editor: the params it writes are those of `preset_params`,
+    and the file keeps its comments and its own key order (also a file another tool wrote in another order,
+    where text surgery once put keys under the wrong section)."""
+    from hrtem_ood.presets import apply_preset, preset_params, read_preset
+
+    original = (REPO / "params.yaml").read_text()
+    if layout != "as committed":
+        original = yaml.safe_dump(yaml.safe_load(original), sort_keys=True)
+    path = tmp_path / "params.yaml"
+    path.write_text(original)
+    expected = {k: v for k, v in preset_params(name, path, REPO / "presets").items() if k != "_source"}
+    apply_preset(name, path, REPO / "presets")
+    text = path.read_text()
+    assert yaml.safe_load(text) == expected
+    assert list(yaml.safe_load(text)) == list(yaml.safe_load(original))  # section order as the file had it
+    preset = read_preset(name, REPO / "presets")
+    replaced = set(preset.get("_replace", []))
+
+    def empty_maps(node, prefix=""):  # an empty mapping replaces the value whole
+        for k, v in node.items():
+            if isinstance(v, dict):
+                yield from ([f"{prefix}{k}"] if not v else empty_maps(v, f"{prefix}{k}."))
+
+    replaced |= set(empty_maps(preset))
+    stack, kept = [], []  # (indent, key) of the lines above, to name each line's dotted key
+    for line in original.splitlines():
+        body = line.split("#")[0]
+        if body.strip() and ":" in body:
+            indent = len(body) - len(body.lstrip())
+            stack = [(i, k) for i, k in stack if i < indent] + [(indent, body.strip().split(":")[0])]
+        path = ".".join(k for _, k in stack)
+        if "#" in line and not any(path == r or path.startswith(r + ".") for r in replaced):
+            kept.append(line[line.index("#"):].strip())  # a replaced value's comments go with it
+    assert all(comment in text for comment in kept)
+    if layout == "as committed":
+        assert text.startswith("# yaml-language-server: $schema=params.schema.json")
+
+
+def test_preset_apply_refuses_an_invalid_result_and_leaves_the_file(tmp_path):
+    from hrtem_ood.params import ParamsError
+    from hrtem_ood.presets import apply_preset
+
+    path = tmp_path / "params.yaml"
+    text = (REPO / "params.yaml").read_text().replace("  epochs: 60", "  epochs: 0")  # invalid before the preset
+    path.write_text(text)
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets/x.yaml").write_text("transfer: {epochs: 3}\n")
+    with pytest.raises(ParamsError, match="pretrain.epochs"):
+        apply_preset("x", path, tmp_path / "presets")
+    assert path.read_text() == text

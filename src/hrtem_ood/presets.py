@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import UserError
-from .io import write_text
 
 
 def read_preset(name: str, presets_dir: str | Path = "presets") -> dict:
@@ -37,33 +36,25 @@ def preset_params(name: str, params_path: str | Path = "params.yaml", presets_di
     """The params of ``params_path`` with the preset applied (its ``_replace`` sections whole, every other key
     one by one); validated."""
     from .params import load_params, validate
+    from .params_file import merge
 
     preset = read_preset(name, presets_dir)
     params = load_params(params_path)
     replace = set(preset.pop("_replace", []))
 
-    def merge(base, over, prefix):
-        for k, v in over.items():
-            key = f"{prefix}{k}"
-            if isinstance(v, dict) and v and isinstance(base.get(k), dict) and key not in replace:  # {} replaces
-                merge(base[k], v, f"{key}.")
-            else:
-                base[k] = v
-
-    merge(params, preset, "")
+    merge(params, preset, replace)
     params["_source"] = f"{params_path} + presets/{name}.yaml"
     return validate(params)
 
 
 def apply_preset(name: str, params_path: str | Path = "params.yaml", presets_dir: str | Path = "presets") -> None:
-    """Rewrite ``params_path`` as :func:`preset_params` (atomically; comments are not kept: ``git checkout``
-    restores the file), ready for ``dvc exp run -n <name>``."""
-    import yaml
+    """Apply the preset to ``params_path`` in place (:func:`hrtem_ood.params_file.edit_params_file`: comments and
+    key order kept, validated first, written atomically), ready for ``dvc exp run -n <name>``."""
+    from .params_file import edit_params_file
 
-    params = preset_params(name, params_path, presets_dir)
-    params.pop("_source")
-    head = f"# yaml-language-server: $schema=params.schema.json\n# params.yaml with presets/{name}.yaml applied\n"
-    write_text(params_path, head + yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=110))
+    preset = read_preset(name, presets_dir)
+    replace = set(preset.pop("_replace", []))
+    edit_params_file(params_path, preset, replace)
     print(f"{params_path}: applied presets/{name}.yaml; now: dvc exp run -n {name}")
 
 
