@@ -251,6 +251,39 @@ def test_predict_by_domain_and_an_existing_out_folder_is_refused(trained, tmp_pa
     assert (tmp_path / "out/m_mask.tif").read_bytes() == first
 
 
+def test_without_a_named_model_predict_uses_the_ready_model_of_the_listed_dataset(trained, tmp_path, capsys):
+    """No --model and no --domain: the ready model of the one dataset in labels.datasets; a ready file of a dataset
+    no longer listed is ignored, and none (or several) is one line."""
+    import shutil
+
+    import yaml
+
+    from hrtem_ood.export import export_model
+    from hrtem_ood.predict import load_model
+
+    path, _ = trained
+    ready = tmp_path / "models/ready"
+    ready.mkdir(parents=True)
+    export_model(load_model(path, 0.2), ready / "lab.pt2", tmp_path / "no-results")
+    for suffix in (".pt2", ".json"):
+        shutil.copy(ready / f"lab{suffix}", ready / f"stale{suffix}")
+    image, _ = _micrograph()
+    np.save(tmp_path / "m.npy", image)
+    params = tiny_params()
+    params["ingest"]["datasets"] = {"lab": {"root": "raw/lab", "masks": True}}
+    params["labels"]["datasets"] = ["lab"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    args = ["--params", str(tmp_path / "params.yaml"), "predict", str(tmp_path / "m.npy"), "--models-dir",
+            str(tmp_path / "models"), "--pixel-size-A", "0.2", "--tile-px", "128", "--overlap-px", "32", "--out"]
+    assert main([*args, str(tmp_path / "out")]) == 0
+    assert json.loads((tmp_path / "out/summary.json").read_text())["model"] == str(ready / "lab.pt2")
+    params["labels"]["datasets"] = []
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    capsys.readouterr()
+    assert main([*args, str(tmp_path / "out2")]) == 2
+    assert "0 ready models" in _stderr_line(capsys) and not (tmp_path / "out2").exists()
+
+
 MEMORY = """
 import resource, sys, numpy as np, torch
 from pathlib import Path

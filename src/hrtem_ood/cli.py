@@ -121,11 +121,18 @@ def _chosen_model(params_path: str, args: argparse.Namespace):
 
     if args.model is not None and args.domain is not None:
         raise PredictError("name the model with either --model PATH or --domain DOMAIN [--target DOMAIN], not both")
-    if args.model is None and args.domain is None:
-        ready = sorted((Path(args.models_dir) / "ready").glob("*.pt2"))
+    if args.model is None and args.domain is None:  # the ready model of the one dataset of labels.datasets
+        ready_dir = Path(args.models_dir) / "ready"
+        if Path(params_path).is_file():
+            from .params import load_params
+
+            listed = (load_params(params_path).get("labels") or {}).get("datasets") or []
+            ready = [ready_dir / f"{d}.pt2" for d in listed if (ready_dir / f"{d}.pt2").is_file()]
+        else:
+            ready = sorted(ready_dir.glob("*.pt2"))
         if len(ready) != 1:
-            raise PredictError(f"{Path(args.models_dir) / 'ready'}: {len(ready)} ready models (*.pt2); name the model "
-                               "with --model PATH or --domain DOMAIN [--target DOMAIN]")
+            raise PredictError(f"{ready_dir}: {len(ready)} ready models of the datasets in labels.datasets; name the "
+                               "model with --model PATH or --domain DOMAIN [--target DOMAIN]")
         args.model = str(ready[0])
     path = Path(args.model) if args.model else find_model(args.models_dir, args.domain, args.target,
                                                            args.condition, args.seed)

@@ -209,7 +209,7 @@ class Labels(_Section):
     starts: Annotated[list[Literal["best", "worst", "scratch"]], Field(min_length=1)] = Field(
         ["best", "worst", "scratch"], description="best / worst: the pretrained model with the lowest / highest "
                                                   "zero-shot loss on the dataset's val split; scratch: a new model")
-    lr: LR = Field(0.0001, description="Adam learning rate from a pretrained model")
+    lr: LR = Field(0.004, description="Adam learning rate from a pretrained model")
     lr_scratch: LR = Field(0.004, description="Adam learning rate from scratch")
     epochs: int = Field(10, ge=1, description="training epochs (an epoch: train.crops_per_image crops of each tile)")
 
