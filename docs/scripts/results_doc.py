@@ -133,17 +133,18 @@ def real_table(runs: list[dict]) -> str:
 
 
 def labels_table(runs: list[dict]) -> str:
-    """The label-count study: Dice on the real test split against the labelled train micrographs, per start."""
+    """The label-count study: Dice (and paper_loss) on the real test split against the labelled train micrographs,
+    per start."""
     lab = _labels()
     ns = sorted({r["n_micrographs"] for r in lab["test_split"]})
     starts = list(dict.fromkeys((r["start"], r["pretrain_domain"]) for r in lab["test_split"]))
     lines = ["| start | " + " | ".join(f"{n} micrograph{'s' if n > 1 else ''}" for n in ns) + " |",
              "|---|" + "---|" * len(ns)]
     for start, dom in starts:
-        cells = {r["n_micrographs"]: r["dice"] for r in lab["test_split"] if (r["start"], r["pretrain_domain"]) ==
-                 (start, dom)}
+        cells = {r["n_micrographs"]: r for r in lab["test_split"] if (r["start"], r["pretrain_domain"]) == (start, dom)}
         name = "from scratch" if start == "scratch" else f"{start}: `{dom}`"
-        lines.append(f"| {name} | " + " | ".join(f"{cells[n]:.3f}" if n in cells else "" for n in ns) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{cells[n]['dice']:.3f} ({cells[n]['paper_loss']:.4f})"
+                                                 if n in cells else "" for n in ns) + " |")
     return "\n".join(lines)
 
 
