@@ -93,9 +93,9 @@ def _pixel_size(args: argparse.Namespace) -> None:
 
     files = micrograph_files(args.inputs)
     images = [read_image(f)[0] for f in files]
-    if any(im.shape[0] != im.shape[1] for im in images):
-        bad = next(f for f, im in zip(files, images, strict=True) if im.shape[0] != im.shape[1])
-        raise UserError(f"{bad}: the fringe search needs a square micrograph; crop it to a square first")
+    for f, im in zip(files, images, strict=True):
+        if im.shape[0] != im.shape[1]:
+            raise UserError(f"{f}: the fringe search needs a square micrograph; crop it to a square first")
     found = fringe_period(images, min_ratio=args.min_ratio)
     for spot in found.get("per_image", []):
         print(f"{files[spot['index']].name}: fringes every {spot['period_px']:.3f} px at {spot['angle_deg']:.0f} deg, "
@@ -121,12 +121,15 @@ def _chosen_model(params_path: str, args: argparse.Namespace):
 
     if args.model is not None and args.domain is not None:
         raise PredictError("name the model with either --model PATH or --domain DOMAIN [--target DOMAIN], not both")
+    params = None
+    if Path(params_path).is_file():
+        from .params import load_params
+
+        params = load_params(params_path)
     if args.model is None and args.domain is None:  # the ready model of the one dataset of labels.datasets
         ready_dir = Path(args.models_dir) / "ready"
-        if Path(params_path).is_file():
-            from .params import load_params
-
-            listed = (load_params(params_path).get("labels") or {}).get("datasets") or []
+        if params is not None:
+            listed = (params.get("labels") or {}).get("datasets") or []
             ready = [ready_dir / f"{d}.pt2" for d in listed if (ready_dir / f"{d}.pt2").is_file()]
         else:
             ready = sorted(ready_dir.glob("*.pt2"))
@@ -136,12 +139,7 @@ def _chosen_model(params_path: str, args: argparse.Namespace):
         args.model = str(ready[0])
     path = Path(args.model) if args.model else find_model(args.models_dir, args.domain, args.target,
                                                            args.condition, args.seed)
-    sampling = None
-    if Path(params_path).is_file():
-        from .params import load_params
-
-        sampling = load_params(params_path)["simulate"]["output_sampling_A"]
-    return load_model(path, sampling)
+    return load_model(path, None if params is None else params["simulate"]["output_sampling_A"])
 
 
 def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:

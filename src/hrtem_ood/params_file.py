@@ -47,9 +47,9 @@ def merge(base, over: dict, replace: set[str] = frozenset(), prefix: str = "") -
             base[k] = v
 
 
-def edit_params_file(path: str | Path, changes: dict, replace: set[str] = frozenset(), note: str | None = None) -> dict:
+def edit_params_file(path: str | Path, changes: dict, replace: set[str] = frozenset()) -> dict:
     """Merge ``changes`` into the params file at ``path`` (:func:`merge`), validate the result and write it back
-    with its comments and key order. ``note``: a comment line added at the top. Returns the new params."""
+    with its comments and key order. Returns the new params."""
     from .io import write_text
     from .params import ParamsError, validate
 
@@ -67,8 +67,6 @@ def edit_params_file(path: str | Path, changes: dict, replace: set[str] = frozen
     params = _plain(doc)
     params["_source"] = f"{path} (edited)"
     validate(params)
-    if note:
-        doc.yaml_set_start_comment(note)
     buf = io.StringIO()
     yaml.dump(doc, buf)
     write_text(path, buf.getvalue())
