@@ -69,8 +69,9 @@ class _Writer:
 
 
 def write_dm(path: str | Path, image: np.ndarray, pixel_size: float | None, units: str = "nm",
-             version: int | None = None) -> Path:
-    """Write a 2-D (or 3-D stack) image as DM3/DM4 (version from the suffix unless given)."""
+             version: int | None = None, voltage_V: float = 300000.0) -> Path:
+    """Write a 2-D (or 3-D stack) image as DM3/DM4 (version from the suffix unless given), recorded at the
+    accelerating voltage ``voltage_V``."""
     path = Path(path)
     version = version or (4 if path.suffix.lower() == ".dm4" else 3)
     image = np.ascontiguousarray(image)
@@ -93,7 +94,7 @@ def write_dm(path: str | Path, image: np.ndarray, pixel_size: float | None, unit
                     "Dimensions": {f"_{i}": int(n) for i, n in enumerate(dims)},
                     "PixelDepth": int(image.dtype.itemsize),
                 },
-                "ImageTags": {"Microscope Info": {"Voltage": 300000.0}},
+                "ImageTags": {"Microscope Info": {"Voltage": float(voltage_V)}},
                 "Name": path.stem,
             }
         },

@@ -122,6 +122,8 @@ def test_closure_sees_function_level_and_relative_imports():
     ("hrtem_ood.stages.transfer", {"abtem"}),
     ("hrtem_ood.aggregation", {"torch", "abtem"}),
     ("hrtem_ood.stages.aggregate", {"torch", "abtem", "timm"}),
+    ("hrtem_ood.stages.match", {"torch", "abtem", "timm"}),
+    ("hrtem_ood.microscope", {"torch", "abtem", "timm"}),
     ("hrtem_ood.params", {"torch", "abtem", "timm"}),
 ])
 def test_imports_flow_one_way(module, forbidden):

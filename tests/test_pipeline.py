@@ -232,13 +232,13 @@ def test_changing_a_transfer_param_reruns_only_transfer_stages(repo):
     assert changed == {f"transfer@{d}" for d in p["pretrain"]["domains"]}  # one stage per pretraining row
     assert len(changed) == 2
     p = yaml.safe_load(original)
-    p["aggregate"]["reduce"] = "mean"  # an aggregate param: only the aggregate
+    p["aggregate"]["reduce"] = "mean"  # an aggregate param: only the aggregate and the model chooser
     params_path.write_text(yaml.safe_dump(p, sort_keys=False))
     try:
         changed = set(json.loads(dvc(repo, "status", "--json").stdout))
     finally:
         params_path.write_text(original)
-    assert changed == {"aggregate"}
+    assert changed == {"aggregate", "match"}  # the model chooser ranks by the aggregate's metric
 
 
 def test_editing_a_module_reruns_exactly_the_stages_that_import_it(repo):

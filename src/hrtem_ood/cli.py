@@ -3,7 +3,7 @@
 Pipeline stages (``structures``, ``simulate``, ``image``, ``ingest``, ``examples``, ``pretrain``,
 ``transfer``, ``aggregate``) are handed to their module in :mod:`hrtem_ood.stages`; the other commands
 (``validate``, ``schema``, ``preset``, ``compare``, ``ctf-overlap``, ``vs-study``, ``predict``, ``export``,
-``pixel-size``) are parsed
+``pixel-size``, ``conditions``, ``recommend``) are parsed
 here. A user error prints one line and exits with status 2; any other exception keeps its traceback.
 """
 
@@ -29,6 +29,8 @@ COMMANDS = {
     "predict": "segment micrographs with a trained model: masks, probability maps, overlays, a particle size table",
     "export": "save a trained model as a torch.export program with a model card, for use without this package",
     "pixel-size": "estimate the pixel size of micrographs from their particles' lattice fringes",
+    "conditions": "estimate micrographs' defocus from their Thon rings (--add-domain: a matching domain in params)",
+    "recommend": "which of the run's models suits these micrographs: placed by their defocus among the domains",
 }
 
 
@@ -82,7 +84,72 @@ def _command_parser(cmd: str) -> argparse.ArgumentParser:
                             "metals Pd, Pt, Au and Ag (2.246-2.359 A), reported as a range")
         s.add_argument("--min-ratio", type=float, default=8.0,
                        help="a spot counts when it stands this many times above the radial average (default 8)")
+    elif cmd in ("conditions", "recommend"):
+        _microscope_arguments(s)
+        if cmd == "conditions":
+            s.add_argument("--add-domain", metavar="NAME", help="write a domain of this name whose imaging conditions "
+                                                                "match the estimate into the params file")
+            s.add_argument("--sign", choices=("underfocus", "overfocus"),
+                           help="with --add-domain: which candidate, when the estimate leaves the sign open (Cs = 0)")
+            s.add_argument("--pretrain", action="store_true", help="with --add-domain: also pretrain on it")
+        else:
+            s.add_argument("--results-dir", default="metrics/results", help="the run's results tables")
     return s
+
+
+def _microscope_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("inputs", nargs="+", help="micrographs, or folders of them (any format ingest reads)")
+    s.add_argument("--pixel-size-A", type=float, default=None, help="for files that record no pixel size (A)")
+    s.add_argument("--energy-keV", type=float, default=None, help="for files that record no beam energy (keV)")
+    s.add_argument("--cs-mm", type=float, default=None, help="for files that record no spherical aberration (mm)")
+    s.add_argument("--support-thickness-nm", type=float, default=10.0,
+                   help="thickness of the amorphous support (default 10, the simulated default's)")
+    s.add_argument("--max-defocus-nm", type=float, default=500.0, help="highest defocus considered (default 500)")
+    s.add_argument("--q-range", type=float, nargs=2, metavar=("MIN", "MAX"), default=None,
+                   help="fitted frequencies in 1/A (default: 1/15 to 80%% of Nyquist)")
+    s.add_argument("--match", default="metrics/match.json", help="the match stage's output (its calibrated offset)")
+
+
+def _conditions(params_path: str, args: argparse.Namespace, report: bool = True) -> dict:
+    """Estimate, print each micrograph's fit and the set's defocus at the support and at the particle plane."""
+    from . import microscope as mic
+    from .units import focus_words
+
+    micrographs, energy, cs = mic.load_micrographs(args.inputs, args.pixel_size_A, args.energy_keV, args.cs_mm)
+    found = mic.conditions(micrographs, energy, cs, args.support_thickness_nm, args.max_defocus_nm,
+                           mic.calibrated_offset_nm(args.match), tuple(args.q_range) if args.q_range else None)
+    if report:
+        for name, fit in found["fits"].items():
+            shown = f"{fit.defocus_A / 10:.1f} nm" if not fit.sign_known else focus_words(fit.defocus_A / 10)
+            rings = "" if fit.rings_chi2 >= mic.thon.MIN_RINGS_CHI2 else ", no rings: left out"
+            print(f"{name}: support defocus {shown} (rings {fit.rings_chi2:.0f}{rings})")
+    support = (f"{found['support_nm']:.1f}" if not found["sign_known"] else focus_words(found["support_nm"]))
+    print(f"support defocus {support} +- {found['uncertainty_nm']:.1f} nm ({found['n_with_rings']} of "
+          f"{len(found['fits'])} micrographs, which spread by {found['sd_nm']:.1f} nm (robust SD); {energy:g} keV, "
+          f"Cs {cs:g} mm)" + ("" if found["sign_known"] else "; sign undetermined (Cs = 0)"))
+    print(f"at the domains' particle plane ({found['offset_nm']:.2f} nm above the support): "
+          + " or ".join(focus_words(c) for c in found["candidates_nm"]))
+    return found
+
+
+def _recommend(params_path: str, args: argparse.Namespace) -> None:
+    from . import microscope as mic
+    from .params import load_params, validate
+    from .units import focus_words
+
+    params = validate(load_params(params_path))
+    found = _conditions(params_path, args, report=False)
+    rec = mic.place_and_recommend(params, args.results_dir, found["candidates_nm"])
+    lo, hi = rec["domains_nm"]
+    span = f"the domains span {focus_words(lo)} to {focus_words(hi)}"
+    if rec["outside"]:
+        print(f"outside every domain ({span}): the matrices say nothing there; the model that generalizes best "
+              f"overall is {rec['model']} (mean loss over the domains {rec['expected_loss']:.4f}; runner-up "
+              f"{rec['runner_up']}, {rec['runner_up_expected_loss']:.4f}); `hrtem-ood conditions --add-domain` "
+              "adds a domain that matches")
+    else:
+        print(f"recommended: {rec['model']} (expected loss {rec['expected_loss']:.4f}); runner-up "
+              f"{rec['runner_up']} ({rec['runner_up_expected_loss']:.4f}); {span}")
 
 
 def _pixel_size(args: argparse.Namespace) -> None:
@@ -167,6 +234,22 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
         return
     if cmd == "pixel-size":
         _pixel_size(args)
+        return
+    if cmd == "recommend":
+        _recommend(params_path, args)
+        return
+    if cmd == "conditions":
+        found = _conditions(params_path, args)
+        if args.add_domain:
+            from .microscope import matched_domain
+            from .params import load_params, validate
+            from .params_file import edit_params_file
+
+            changes = matched_domain(validate(load_params(params_path)), args.add_domain, found, args.sign,
+                                     args.pretrain)
+            edit_params_file(params_path, changes, replace={"pretrain.domains"} if args.pretrain else set())
+            print(f"{params_path}: added domain {args.add_domain} ({changes['domains'][args.add_domain]})"
+                  + (", pretrained on" if args.pretrain else "") + f"; now: dvc exp run -n {args.add_domain}")
         return
     if cmd == "predict":
         from .predict import run_predict

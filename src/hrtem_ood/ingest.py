@@ -11,6 +11,7 @@ raw inputs are only ever opened for reading.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,23 @@ def _imagej_unit(path: Path) -> str:
     return unit.strip().lower().replace("\\u00c5", "å")
 
 
-def _rsciio_read(path: Path) -> tuple[np.ndarray, float | None]:
-    """Data and pixel size (A) through RosettaSciIO's reader for the format."""
+def microscope_from_metadata(metadata: dict) -> dict[str, float]:
+    """The beam energy (``energy_keV``) and spherical aberration (``Cs_mm``) a RosettaSciIO signal's metadata
+    records (``Acquisition_instrument.TEM.beam_energy`` in keV, ``...TEM.Cs`` in mm), where present."""
+    tem = ((metadata or {}).get("Acquisition_instrument") or {}).get("TEM") or {}
+    out = {}
+    for key, name in (("beam_energy", "energy_keV"), ("Cs", "Cs_mm")):
+        try:
+            value = float(tem[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if np.isfinite(value) and value >= 0:
+            out[name] = value
+    return out
+
+
+def _rsciio_read(path: Path) -> tuple[np.ndarray, float | None, dict[str, float]]:
+    """Data, pixel size (A) and microscope (:func:`microscope_from_metadata`) through RosettaSciIO's reader."""
     suffix = path.suffix.lower()
     if suffix in (".dm3", ".dm4"):
         from rsciio.digitalmicrograph import file_reader
@@ -68,7 +84,29 @@ def _rsciio_read(path: Path) -> tuple[np.ndarray, float | None]:
         if abs(a0 - a1) > 1e-3 * max(a0, a1):
             raise IngestError(f"{path}: non-square pixels ({a0:g} x {a1:g} A) are not supported")
         pixel = float(a0)
-    return np.asarray(sig["data"]), pixel
+    return np.asarray(sig["data"]), pixel, microscope_from_metadata(_mapped_metadata(sig))
+
+
+def _mapped_metadata(sig: dict) -> dict:
+    """The signal's metadata with RosettaSciIO's ``mapping`` applied (what HyperSpy does on loading): e.g. a DM
+    file's ``Microscope Info.Voltage`` (V) becomes ``Acquisition_instrument.TEM.beam_energy`` (keV)."""
+    meta = copy.deepcopy(sig.get("metadata") or {})
+    for source, (target, convert) in (sig.get("mapping") or {}).items():
+        node = sig.get("original_metadata") or {}
+        for part in source.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            continue
+        try:
+            value = convert(node) if convert else node
+        except Exception:  # a malformed tag is left out, as HyperSpy leaves it
+            continue
+        *parents, leaf = target.split(".")
+        here = meta
+        for part in parents:
+            here = here.setdefault(part, {})
+        here[leaf] = value
+    return meta
 
 
 def grey_from_colour(data: np.ndarray, path: Path) -> np.ndarray:
@@ -88,13 +126,20 @@ def grey_from_colour(data: np.ndarray, path: Path) -> np.ndarray:
 
 def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
     """A 2-D float64 image and its pixel size in A (None when the file does not say)."""
+    image, pixel, _ = read_micrograph(path)
+    return image, pixel
+
+
+def read_micrograph(path: str | Path) -> tuple[np.ndarray, float | None, dict[str, float]]:
+    """:func:`read_image`, with the beam energy and Cs the file records (:func:`microscope_from_metadata`)."""
     path = Path(path)
+    microscope: dict[str, float] = {}
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise IngestError(f"{path}: unsupported format {suffix!r} (supported: {sorted(IMAGE_SUFFIXES)})")
     try:
         if suffix in (".dm3", ".dm4", ".mrc", ".emd", ".tif", ".tiff"):
-            data, pixel = _rsciio_read(path)
+            data, pixel, microscope = _rsciio_read(path)
         elif suffix == ".npy":
             data, pixel = np.load(path, allow_pickle=False), None
         else:
@@ -114,7 +159,7 @@ def read_image(path: str | Path) -> tuple[np.ndarray, float | None]:
     data = data.astype(np.float64)
     if not np.all(np.isfinite(data)):
         raise IngestError(f"{path}: contains NaN or Inf pixels")
-    return data, pixel
+    return data, pixel, microscope
 
 
 def _index(folder: Path, suffixes: set[str], what: str) -> dict[str, Path]:

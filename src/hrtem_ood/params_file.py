@@ -16,6 +16,7 @@ def _round_trip():
     yaml.preserve_quotes = True
     yaml.width = 120
     yaml.representer.add_representer(float, _represent_float)
+    yaml.representer.add_representer(type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     return yaml
 
 
@@ -36,15 +37,33 @@ def _plain(node):
     return json.loads(json.dumps(node, default=str))
 
 
+def _styled_like(value, old, siblings):
+    """A new list or mapping in flow style (``[a, b]``, ``{k: v}``) where the value it replaces, or else its
+    siblings, are written so."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    def flow(node) -> bool:
+        return isinstance(node, CommentedMap | CommentedSeq) and bool(node.fa.flow_style())
+
+    if not isinstance(value, dict | list):
+        return value
+    if not (flow(old) if old is not None else any(flow(v) for v in siblings)):
+        return value
+    node = CommentedMap(value) if isinstance(value, dict) else CommentedSeq(value)
+    node.fa.set_flow_style()
+    return node
+
+
 def merge(base, over: dict, replace: set[str] = frozenset(), prefix: str = "") -> None:
     """Set every key of ``over`` in ``base``: nested mappings key by key, except the dotted keys in ``replace``
-    and empty mappings, which replace the value whole."""
+    and empty mappings, which replace the value whole. A new list or mapping keeps the flow style of what it
+    replaces (or of its siblings)."""
     for k, v in over.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict) and v and isinstance(base.get(k), dict) and key not in replace:
             merge(base[k], v, replace, f"{key}.")
         else:
-            base[k] = v
+            base[k] = _styled_like(v, base.get(k), list(base.values()))
 
 
 def edit_params_file(path: str | Path, changes: dict, replace: set[str] = frozenset()) -> dict:

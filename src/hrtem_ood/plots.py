@@ -236,6 +236,23 @@ def curves_chart(curves: dict[str, list[dict]]):
     return alt.hconcat(*panels)
 
 
+def spectra_chart(rows: list[dict], labels: dict[str, str]):
+    """Radial power spectra (log10 of the mean profile, each micrograph normalised by its median), one line per
+    simulated domain (colour by its defocus label) and a thick black line per ingested dataset."""
+    import altair as alt
+
+    rows = [dict(r, label=labels.get(r["source"], r["source"])) for r in rows]
+    base = alt.Chart(alt.Data(values=rows)).encode(
+        x=alt.X("q_per_A:Q", title="spatial frequency (1/A)"),
+        y=alt.Y("log10_power:Q", title="log10 power (per micrograph / its median)"))
+    domains = base.transform_filter(alt.datum.kind == "simulated").mark_line(strokeWidth=1.2).encode(
+        color=alt.Color("label:N", title="domain", sort=[labels[k] for k in labels if k in {r["source"] for r in rows}],
+                        scale=alt.Scale(scheme="spectral")))
+    real = base.transform_filter(alt.datum.kind == "ingested").mark_line(strokeWidth=3, color="black").encode(
+        detail="label:N")
+    return (domains + real).properties(width=900, height=320)
+
+
 def transfer_conditions_chart(table: list[dict], metric: str, models: int):
     """The study's Fig. 6.1 layout: the loss on the transfer target by transfer size, frozen part and LR pair;
     this run's reduced loss as bars, the study's medians as diamonds on the same axis."""
@@ -285,10 +302,12 @@ def render(chart_or_spec, out: str | Path, fmt: str, scale: float = 2.0) -> None
 
 
 def report_html(card: list[dict], charts: dict[str, object], head: dict, vs_study: dict, notes: list[str],
-                out: str | Path, examples_png: str | Path | None = None) -> None:
+                out: str | Path, examples_png: str | Path | None = None,
+                sections: list[tuple[str, str, object | None]] = ()) -> None:
     """One self-contained offline HTML page, the run's answer: the scorecard of the study's phenomena, the
     figures (inline SVG), the example images (inline PNG), the rank correlations with the study's
-    matrices and every headline number. Nothing is loaded from the network."""
+    matrices and every headline number; then ``sections`` (title, HTML, optional chart). Nothing is loaded
+    from the network."""
     import base64
     import html
 
@@ -312,6 +331,8 @@ def report_html(card: list[dict], charts: dict[str, object], head: dict, vs_stud
         data = base64.b64encode(Path(examples_png).read_bytes()).decode()
         parts.insert(1, "<h2>Example test image in every domain, and its label</h2>"
                         f"<img alt=\"examples\" style=\"max-width:100%\" src=\"data:image/png;base64,{data}\">")
+    for title, body, chart in sections:
+        parts.append(f"<h2>{esc(title)}</h2>\n{body}" + (vlc.vegalite_to_svg(chart.to_dict()) if chart else ""))
     notes_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
     doc = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>hrtem-ood report</title>

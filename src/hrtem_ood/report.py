@@ -26,10 +26,12 @@ from .plots import (
     generalization_chart,
     render,
     report_html,
+    spectra_chart,
     study_comparison_chart,
     transfer_conditions_chart,
 )
 from .reference import load_study_medians, study_as_aggregate, vs_study_head
+from .units import focus_words
 
 #: How the figures sign defocus (``aggregate.figure_sign``); stated on every figure and in ``ood.json``.
 CONVENTIONS = {
@@ -74,7 +76,8 @@ def scorecard(ours: dict, study: dict) -> list[dict]:
 
 def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out_plots: str | Path,
                     extra_head: dict | None = None, curves: dict[str, list[dict]] | None = None,
-                    examples_png: str | Path | None = None) -> dict:
+                    examples_png: str | Path | None = None, match: dict | None = None,
+                    spectra: list[dict] | None = None) -> dict:
     """Aggregate ``rows`` as the ``aggregate`` params say and write every output. Returns ``ood.json``.
 
     Everything written is a function of the rows' losses, except ``timing.json`` and ``training_time.json``
@@ -141,9 +144,61 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
              f"{ac['exclude_from_std']}; pooled: {head['pooled_conditions']}",
              "The study's numbers: its published per-model table (7,200 models), recomputed as medians "
              "(src/hrtem_ood/data/study_matrices.json), measured with the same code as this run's."]
+    sections = match_sections(match, spectra or [], defocus) if match else []
     report_html(card, charts, {k: v for k, v in head.items() if not isinstance(v, dict)}, head["vs_study"], notes,
-                out_plots / "report.html", examples_png=examples_png)
+                out_plots / "report.html", examples_png=examples_png, sections=sections)
     return head
+
+
+def match_sections(match: dict, spectra: list[dict], defocus: dict[str, float | None]) -> list[tuple]:
+    """The report's "Which model for these micrographs?" section (the ``match`` stage's output): each ingested
+    dataset's defocus estimate, its placement and the recommended model against the best measured one, the
+    power spectra, and how the estimate and the recommendation were validated."""
+    import html
+
+    esc = html.escape
+    labels = {d: f"{d}: {focus_words(v)}" for d, v in defocus.items() if v is not None}
+    labels.update({d: d for d in match.get("ingested", {})})
+    out = []
+    for dataset, m in match.get("ingested", {}).items():
+        if "error" in m:
+            out.append((f"Which model for these micrographs? ({dataset})", f"<p>{esc(m['error'])}</p>", None))
+            continue
+        rec, meas = m["recommendation"], m["measured"]
+        sign = "sign undetermined (Cs = 0)" if not m["sign_known"] else ""
+        where = ("outside every domain, so the pick is the model that generalizes best overall"
+                 if rec["outside"] else "among the domains")
+        items = [
+            f"Defocus at the amorphous support, from the Thon rings of the {m['n_micrographs_with_rings']} test "
+            f"micrographs: {m['support_defocus_nm']:.1f} &plusmn; {m['uncertainty_nm']:.1f} nm, {esc(sign)}; "
+            f"the micrographs spread by {m['sd_nm']:.1f} nm (robust SD). Assumed: {m['assumed']['energy_keV']:g} keV, "
+            f"Cs {m['assumed']['Cs_mm']:g} mm, a {m['assumed']['support_thickness_nm']:g} nm support.",
+            "At the domains' particle plane: " + " or ".join(esc(focus_words(d)) for d in rec["placed_nm"])
+            + f": {esc(where)}.",
+            f"Recommended: <b>{esc(rec['model'])}</b> (expected loss {rec['expected_loss']:.4f}; runner-up "
+            f"{esc(rec['runner_up'])}, {rec['runner_up_expected_loss']:.4f}). Measured on the test split: Dice "
+            f"{meas['recommended']['dice']:.3f}, against {meas['best_zero_shot']['dice']:.3f} for the best "
+            f"pretrained model ({esc(meas['best_zero_shot']['model'])}).",
+        ]
+        out.append((f"Which model for these micrographs? ({dataset})",
+                    "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+                    "<p>Power spectra of the test images: each simulated domain (colour) and the micrographs "
+                    "(black). Rings at other radii than every domain's mean other imaging conditions.</p>",
+                    spectra_chart(spectra, labels) if spectra else None))
+    v, loo = match["validation"], match["leave_one_out"]
+    rows = "".join(f"<tr><td>{esc(labels.get(d, d))}</td><td>{r['median_abs_error_nm']:.2f}</td>"
+                   f"<td>{r['share_showing_rings']:.2f}</td></tr>" for d, r in v["per_domain"].items())
+    body = (f"<p>Defocus estimate on the simulated test images (true defocus known; offset from the support to "
+            f"the particles' calibrated zero: {match['calibration']['offset_nm']:.2f} nm, calibrated on the train "
+            f"images). Largest per-domain median error at 5 nm or more: "
+            f"{v['max_median_abs_error_nm_at_5nm_or_more']:.2f} nm.</p><table><tr><th>domain</th><th>median "
+            f"absolute error (nm)</th><th>share of 256-px tiles whose rings pass the check</th></tr>{rows}</table>"
+            f"<p>Recommendation, leave one domain out ({loo['n_domains']} domains): median regret "
+            f"{loo['recommended']['median_regret']:.4f} (hit rate {loo['recommended']['hit_rate']:.2f}) against "
+            f"{loo['baseline']['median_regret']:.4f} ({loo['baseline']['hit_rate']:.2f}) for always the model that "
+            "generalizes best overall.</p>")
+    out.append(("How the defocus estimate and the recommendation were validated", body, None))
+    return out
 
 
 def read_curves(params: dict, curves_dir: str | Path) -> dict[str, list[dict]]:

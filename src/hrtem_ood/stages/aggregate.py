@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..aggregation import grid_result_files, read_results
+from ..io import read_json
 from ..report import read_curves, write_aggregate, write_curves
 from . import entry
 
@@ -16,7 +17,10 @@ def aggregate(params: dict, args) -> None:
     files = [Path(f) for f in args.results] if args.results else grid_result_files(params, args.results_dir)
     rows = [row for f in files for row in read_results(f)]
     curves = read_curves(params, args.curves_dir) if args.curves_dir else None
-    head = write_aggregate(params, rows, args.out_metrics, args.out_plots, curves=curves, examples_png=args.examples)
+    match = read_json(args.match) if args.match else None
+    spectra = read_json(args.spectra) if args.spectra else None
+    head = write_aggregate(params, rows, args.out_metrics, args.out_plots, curves=curves, examples_png=args.examples,
+                           match=match, spectra=spectra)
     if curves is not None:
         write_curves(curves, args.out_plots)
     print(json.dumps({k: v for k, v in head.items() if not isinstance(v, dict)}, indent=1))
@@ -28,6 +32,8 @@ def _options(ap) -> None:
                     help="long-form results tables (CSV/JSON/Parquet) instead of the grid's, e.g. made elsewhere")
     ap.add_argument("--curves-dir", default=None, help="folder of the learning curves (none: no curve tables)")
     ap.add_argument("--examples", default=None, help="the example montage (PNG) shown in the report")
+    ap.add_argument("--match", default=None, help="the match stage's metrics (JSON): the report's model chooser")
+    ap.add_argument("--spectra", default=None, help="the match stage's power spectra table (JSON)")
 
 
 main = entry("aggregate", __doc__, aggregate,
