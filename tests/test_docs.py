@@ -29,9 +29,10 @@ def test_the_check_fails_on_a_stale_table(tmp_path):
     """The check is not vacuous: editing a number in a copy of the README makes it fail."""
     import shutil
 
-    for rel in ("README.md", "docs/results.md", "docs/real-data.md", "docs/results", "docs/scripts/results_doc.py",
-                "metrics/ood.json", "metrics/curves", "metrics/labels", "models/ready/real_segtrack.json", "presets",
-                "docs/ablations"):
+    for rel in ("README.md", "docs/results.md", "docs/real-data.md", "docs/matching.md", "docs/results",
+                "docs/scripts/results_doc.py", "docs/scripts/matching_doc.py", "metrics/ood.json", "metrics/match.json",
+                "metrics/curves", "metrics/labels", "models/ready/real_segtrack.json", "presets", "docs/ablations",
+                "src/hrtem_ood/units.py"):
         src, dst = REPO / rel, tmp_path / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)

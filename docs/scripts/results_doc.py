@@ -19,9 +19,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs/results/runs.json"
-TARGETS = {"docs/results.md": ("presets", "numerics", "conditions", "dose", "structures", "real"),
+TARGETS = {"docs/results.md": ("presets", "numerics", "conditions", "dose", "structures", "real", "defocus"),
            "README.md": ("default", "real_summary"), "docs/real-data.md": ("real", "labels", "labels_seed1"),
-           "docs/ablations/optimizer.md": ("probes", "default_probes")}
+           "docs/ablations/optimizer.md": ("probes", "default_probes"),
+           "docs/matching.md": ("recommend", "real_match", "matched")}
 #: The study's numbers for the series it reports outside its defocus matrices (paper_loss units):
 #: Fig. 9.1, the dose series' diagonal after pretraining; Fig. 9.2, the extremes of the structure series'
 #: in-domain losses (CdSe best, C worst).
@@ -327,6 +328,11 @@ def structures_table(runs: list[dict]) -> str:
 
 
 def render(name: str, runs: list[dict]) -> str:
+    sys.path.insert(0, str(ROOT / "docs/scripts"))
+    import matching_doc
+
+    if name in matching_doc.RENDER:
+        return matching_doc.RENDER[name]()
     return {"presets": presets_table, "numerics": numerics_table, "default": default_summary,
             "conditions": conditions_table, "dose": dose_table, "structures": structures_table,
             "probes": probes_table, "default_probes": default_probes_table, "real": real_table,
