@@ -29,7 +29,7 @@ def test_the_check_fails_on_a_stale_table(tmp_path):
     """The check is not vacuous: editing a number in a copy of the README makes it fail."""
     import shutil
 
-    for rel in ("README.md", "docs/results.md", "docs/real-data.md", "docs/matching.md", "docs/results",
+    for rel in ("README.md", "docs/results.md", "docs/real-data.md", "docs/matching.md", "docs/results", "docs/archive",
                 "docs/scripts/results_doc.py", "docs/scripts/matching_doc.py", "metrics/ood.json", "metrics/match.json",
                 "metrics/curves", "metrics/labels", "models/ready/real_segtrack.json", "presets", "docs/ablations",
                 "src/hrtem_ood/units.py"):
@@ -45,20 +45,20 @@ def test_the_check_fails_on_a_stale_table(tmp_path):
     assert proc.returncode == 1 and "README.md" in proc.stderr
 
 
-def test_the_readme_dask_jobqueue_recipe_runs_up_to_submitting_jobs(tmp_path, monkeypatch):
-    """The README's SLURM recipe, run as written: its cluster object builds and starts a scheduler here,
+def test_the_usage_dask_jobqueue_recipe_runs_up_to_submitting_jobs(tmp_path, monkeypatch):
+    """The SLURM recipe of docs/usage.md, run as written: its cluster object builds and starts a scheduler here,
     and its job script asks for what the comments promise. Only `scale` (sbatch) and `input` are stubbed,
     since no SLURM runs here."""
     import re
 
     dask_jobqueue = __import__("pytest").importorskip("dask_jobqueue")
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs/usage.md").read_text()
     code = re.search(r"```python\n(# cluster\.py:.*?)```", text, re.S).group(1)
     scaled = {}
     monkeypatch.setattr(dask_jobqueue.SLURMCluster, "scale", lambda self, n=None, **kw: scaled.update(kw))
     monkeypatch.chdir(tmp_path)
     env = {"input": lambda prompt="": None}
-    exec(compile(code, "README.md", "exec"), env)
+    exec(compile(code, "docs/usage.md", "exec"), env)
     cluster = env["cluster"]
     try:
         script = cluster.job_script()
