@@ -77,8 +77,8 @@ def test_filters_select_conditions():
 
 def test_headline_numbers():
     agg = aggregate(_rows(), DOMS, PRE, exclude_from_std=["c"])
-    h = headline(agg)
-    assert h["in_domain_after_pretrain"] == pytest.approx((0.2 + 0.2) / 2)
+    h = headline(agg, {"a": 10.0, "b": -5.0, "c": None})
+    assert "in_domain_after_pretrain" not in h  # one in-domain loss: phenomena's, 0 nm excluded
     assert h["in_domain_after_transfer"] == pytest.approx((0.1 + 0.2) / 2)  # pairs without models are skipped
     assert h["mean_ood_shift"] == pytest.approx(((0.05 - 0.1) + (0.0 - 0.1)) / 2)
     assert h["fraction_pairs_ood_improved"] == 1.0
@@ -89,7 +89,7 @@ def test_headline_numbers():
     assert h["hardest_domain"] == "c"  # column means 0.35, 0.3, 0.7
     assert h["hardest_domain_excess_loss"] == pytest.approx(0.7 - (0.35 + 0.3) / 2)
     assert h["hardest_domain_model_ood_std_rank"] is None  # no model was pretrained on c
-    assert h["min_ood_shift"] == pytest.approx(-0.1) and h["min_ood_shift_pair"] == "a-to-c"
+    assert h["min_ood_shift"] == pytest.approx(-0.1) and h["min_ood_shift_pair"] == "under 10 nm → c"
     assert h["in_domain_loss_by_domain"] == {"a": pytest.approx(0.2), "b": pytest.approx(0.2)}
     # a target's loss after transfer: over the rows that transfer to it and have models (b -> c has none)
     assert h["target_loss_after_transfer"] == {"a": None, "b": pytest.approx(0.1), "c": pytest.approx(0.2)}
@@ -111,7 +111,10 @@ def test_plot_tables_carry_defocus_and_sort_numerically():
     agg = aggregate(_rows(), DOMS, PRE, exclude_from_std=["c"])
     t = plot_tables(agg, {"a": 10.0, "b": -5.0, "c": None}, [["a", "b"]])
     row = next(r for r in t["pretrain_loss"] if r["pretrain"] == "a" and r["eval"] == "b")
-    assert row["value"] == pytest.approx(0.4) and row["eval_defocus_nm"] == -5.0 and row["pretrain_defocus_nm"] == 10.0
+    assert row["value"] == pytest.approx(0.4) and row["eval_underfocus_nm"] == -5.0
+    assert row["pretrain_underfocus_nm"] == 10.0
+    assert (row["pretrain_label"], row["eval_label"]) == ("under 10 nm", "over 5 nm")  # words, not signs
+    assert next(r for r in t["pretrain_loss"] if r["eval"] == "c")["eval_label"] == "c"  # no defocus: its name
     ranks = {r["eval"]: r["x_sort"] for r in t["pretrain_loss"]}
     assert ranks["b"] < ranks["a"] < ranks["c"]  # -5 nm, +10 nm, unknown last
     bars = t["pair_bars"]
@@ -207,20 +210,20 @@ def test_the_study_scores_itself():
     assert all(row["held"] for row in scorecard(ph, ph))
 
 
-def test_figures_place_rows_in_the_study_sign():
-    """With figure_sign study, abTEM's -10 nm domain is labelled +10 and sorts last, where the study's
-    failing +10 nm row is; abTEM's sign keeps it first. Domains without a defocus keep None."""
-    from hrtem_ood.report import figure_nm
+def test_figures_order_axes_as_the_study_with_labels_in_words():
+    """With figure_sign study, the overfocus 10 nm domain (abTEM -10) sorts last, where the study's failing +10 nm
+    row is; params' order puts it first. Labels are words either way; domains without a defocus keep None."""
+    from hrtem_ood.report import axis_order_nm
 
     defocus = {"dfm10": -10.0, "df0": 0.0, "dfp10": 10.0, "lab": None}
-    shown = figure_nm(defocus, "study")
-    assert shown == {"dfm10": 10.0, "df0": 0.0, "dfp10": -10.0, "lab": None}
-    assert figure_nm(defocus, "abtem") == defocus
+    assert axis_order_nm(defocus, "study") == {"dfm10": 10.0, "df0": 0.0, "dfp10": -10.0, "lab": None}
+    assert axis_order_nm(defocus, "abtem") == defocus
     agg = aggregate(_rows(), DOMS, PRE, exclude_from_std=["c"])
     order = {"a": -10.0, "b": 10.0, "c": 0.0}
-    rows = plot_tables(agg, order, [], sort_nm=figure_nm(order, "study"))["ood_std_pretrain"]
-    assert sorted(rows, key=lambda r: r["y_sort"])[0]["pretrain"] == "b"  # +10 abTEM = study -10 comes first
-    assert {r["pretrain_defocus_nm"] for r in rows} == {-10.0, 10.0}  # the tables keep abTEM's defocus
+    rows = plot_tables(agg, order, [], sort_nm=axis_order_nm(order, "study"))["ood_std_pretrain"]
+    first = sorted(rows, key=lambda r: r["y_sort"])[0]
+    assert first["pretrain"] == "b" and first["pretrain_label"] == "under 10 nm"  # the study's -10 comes first
+    assert {r["pretrain_underfocus_nm"] for r in rows} == {-10.0, 10.0}
 
 
 def _transfer_row(t, n, freeze, v, seed=0, lrp=1e-3, lrt=1e-4, seconds=None, e=None):

@@ -24,6 +24,7 @@ import numpy as np
 
 from .domains import domain_names, ingested_names
 from .errors import UserError
+from .units import focus_label
 
 REQUIRED_COLUMNS = ("run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric", "value")
 
@@ -166,8 +167,9 @@ def _is_diag(agg: dict, i: int, t: int) -> bool:
     return agg["domains"][t] == agg["pretrain_domains"][i]
 
 
-def headline(agg: dict) -> dict:
-    """Flat headline numbers for ``metrics/ood.json`` (read well in ``dvc exp show``)."""
+def headline(agg: dict, defocus_nm: dict[str, float | None] | None = None) -> dict:
+    """Flat headline numbers for ``metrics/ood.json`` (read well in ``dvc exp show``); pairs are named in words
+    where ``defocus_nm`` gives the domains' defocus. The in-domain loss is defined once, in :func:`phenomena`."""
     doms, pres = agg["domains"], agg["pretrain_domains"]
     in_pre = [agg["P"][i, doms.index(p)] for i, p in enumerate(pres)]
     off = [(i, t) for i in range(len(pres)) for t in range(len(doms)) if not _is_diag(agg, i, t)]
@@ -201,11 +203,12 @@ def headline(agg: dict) -> dict:
     finite = [(agg["shift"][i, t], i, t) for i, t in off if np.isfinite(agg["shift"][i, t])]
     if finite:
         val, i, t = min(finite)
-        min_shift, min_pair = r(val), f"{pres[i]}-to-{doms[t]}"
+        known = defocus_nm or {}
+        min_shift = r(val)
+        min_pair = f"{focus_label(known.get(pres[i]), pres[i])} → {focus_label(known.get(doms[t]), doms[t])}"
     return {
         "metric": agg["metric"],
         "reduce": agg["reduce"],
-        "in_domain_after_pretrain": m(in_pre),
         "in_domain_after_transfer": m(in_tr),
         "mean_ood_std_pretrain": m(agg["PG"]),
         "mean_ood_std_transfer": m(tg),
@@ -232,9 +235,10 @@ def headline(agg: dict) -> dict:
 
 def plot_tables(agg: dict, defocus_nm: dict[str, float | None], pairs: list[list[str]],
                 sort_nm: dict[str, float | None] | None = None) -> dict[str, list[dict]]:
-    """Row objects for the DVC plot files. Rows carry each domain's defocus (nm, abTEM's sign) where known
-    and ``x_sort``/``y_sort`` ranks, so every axis sorts by defocus in the figures' sign (``sort_nm``;
-    default ``defocus_nm``)."""
+    """Row objects for the DVC plot files. Each domain field (``pretrain``, ``eval``, ``target``) comes with its
+    label in words (``*_label``: ``under 10 nm``, :func:`hrtem_ood.units.focus_label`) and its defocus as
+    ``*_underfocus_nm`` (positive = underfocus, params' sign) where known; ``x_sort``/``y_sort`` rank every axis
+    by ``sort_nm`` (default ``defocus_nm``)."""
     doms, pres = agg["domains"], agg["pretrain_domains"]
     sort_nm = defocus_nm if sort_nm is None else sort_nm
     order = sorted(doms, key=lambda d: (sort_nm.get(d) is None, sort_nm.get(d) or 0.0, d))
@@ -245,39 +249,34 @@ def plot_tables(agg: dict, defocus_nm: dict[str, float | None], pairs: list[list
     def v(x):
         return None if np.isnan(x) else round(float(x), 7)
 
+    def dom(key, name):
+        return {key: name, f"{key}_label": focus_label(defocus_nm.get(name), name),
+                f"{key}_underfocus_nm": defocus_nm.get(name)}
+
     out: dict[str, list[dict]] = {k: [] for k in ("pretrain_loss", "transfer_loss", "ood_std_pretrain",
-                                                  "ood_std_transfer", "ood_shift", "pair_bars",
-                                                  "after_transfer_loss")}
+                                                  "ood_std_transfer", "ood_shift", "pair_bars")}
     for i, p in enumerate(pres):
-        base = {"pretrain": p, "pretrain_defocus_nm": defocus_nm.get(p), "y_sort": rank(p)}
+        base = {**dom("pretrain", p), "y_sort": rank(p)}
         if not np.isnan(agg["PG"][i]):
             out["ood_std_pretrain"].append({**base, "stage": "after pretraining", "x_sort": 0,
                                             "value": v(agg["PG"][i])})
         for j, d in enumerate(doms):
             if not np.isnan(agg["P"][i, j]):
-                out["pretrain_loss"].append({**base, "eval": d, "eval_defocus_nm": defocus_nm.get(d),
-                                             "x_sort": rank(d), "value": v(agg["P"][i, j])})
-            tb = {**base, "target": d, "target_defocus_nm": defocus_nm.get(d), "x_sort": rank(d),
-                  "diagonal": d == p}
+                out["pretrain_loss"].append({**base, **dom("eval", d), "x_sort": rank(d), "value": v(agg["P"][i, j])})
+            tb = {**base, **dom("target", d), "x_sort": rank(d), "diagonal": d == p}
             for key, mat in (("transfer_loss", agg["T"]), ("ood_std_transfer", agg["TG"]), ("ood_shift", agg["shift"])):
                 if not np.isnan(mat[i, j]):
                     out[key].append({**tb, "value": v(mat[i, j])})
-            if d != p and "A" in agg:  # the study's published medians have no A
-                for k, e in enumerate(doms):
-                    if not np.isnan(agg["A"][i, j, k]):
-                        out["after_transfer_loss"].append({**tb, "eval": e, "eval_defocus_nm": defocus_nm.get(e),
-                                                           "value": v(agg["A"][i, j, k])})
     for p, t in pairs:
         if p not in pres or t not in doms:
             continue
         i, ti = pres.index(p), doms.index(t)
-        label = f"{p} -> {t}"
+        label = f"{focus_label(defocus_nm.get(p), p)} → {focus_label(defocus_nm.get(t), t)} ({p} → {t})"
         for k, e in enumerate(doms):
             for stage, val in (("pretrain", agg["P"][i, k]), ("transfer", agg["A"][i, ti, k])):
                 if not np.isnan(val):
-                    out["pair_bars"].append({"pair": label, "stage": stage, "eval": e,
-                                             "eval_defocus_nm": defocus_nm.get(e), "x_sort": rank(e),
-                                             "value": v(val)})
+                    out["pair_bars"].append({"pair": label, "pair_pretrain": p, "pair_target": t, "stage": stage,
+                                             **dom("eval", e), "x_sort": rank(e), "value": v(val)})
     return out
 
 
@@ -392,6 +391,7 @@ def phenomena(agg: dict, defocus_nm: dict[str, float | None]) -> dict:
         i = int(np.nanargmax(pg))
         fail, d0 = pres[i], defocus_nm.get(pres[i])
         out["failing_row"], out["failing_row_ood_std"] = fail, r(pg[i])
+        out["failing_row_label"] = focus_label(d0, fail)
         distant = [t for t, d in enumerate(doms) if d0 is not None and defocus_nm.get(doms[t]) is not None
                    and abs(defocus_nm[doms[t]] - d0) >= DISTANT_NM and np.isfinite(agg["shift"][i, t])]
         sh = np.array([agg["shift"][i, t] for t in distant])

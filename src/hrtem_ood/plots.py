@@ -43,33 +43,8 @@ def montage_png(panels: list[np.ndarray], titles: list[str], out: str | Path, co
 
 # ------------------------------------------------------------------------------ study figures
 
-def _label(name: str, defocus_nm: dict) -> str:
-    d = defocus_nm.get(name)
-    return f"{d:g}" if d is not None else name
-
-
-def _label_angle(rows: list[dict], key: str) -> int:
-    """Axis labels upright when every one is a defocus, slanted when a domain without one (an ingested
-    dataset) is labelled by its name."""
-    def numeric(text: str) -> bool:
-        try:
-            float(text)
-        except ValueError:
-            return False
-        return True
-
-    return 0 if all(numeric(str(r[key])) for r in rows if key in r) else -35
-
-
-def _with_labels(rows: list[dict], defocus_nm: dict) -> list[dict]:
-    out = []
-    for r in rows:
-        r = dict(r)
-        for key in ("pretrain", "eval", "target"):
-            if key in r:
-                r[f"{key}_label"] = _label(r[key], defocus_nm)
-        out.append(r)
-    return out
+#: Axis labels are words (``under 10 nm``): slanted, so that eleven of them fit under a matrix.
+LABEL_ANGLE = -40
 
 
 #: Where on each colour scheme (0-1) the colours are light enough to need dark cell text: the sequential schemes
@@ -87,47 +62,78 @@ def _scale_position(value: float, lo: float, hi: float, domain_mid: float | None
     return 0.5 + 0.5 * (value - domain_mid) / (hi - domain_mid) if hi > domain_mid else 0.5
 
 
+#: The study's figures draw every loss matrix on 0-0.1 (paper_loss); higher cells saturate.
+LOSS_RANGE = (0.0, 0.1)
+#: Cell text and axis labels at least this size (px), so a matrix reads at 100% zoom on a 1,400 px page.
+FONT_PX = 11
+#: A heatmap cell, wide enough for "0.123" at FONT_PX, and a row.
+CELL_W, CELL_H = 46, 24
+
+
+def symmetric(values: list[float | None]) -> tuple[float, float]:
+    """A diverging scale's domain, symmetric about 0: -0.02 reads as strong as +0.02."""
+    m = max((abs(v) for v in values if v is not None), default=0.0) or 1e-9
+    return -m, m
+
+
 def with_text_colour(rows: list[dict], scheme: str, domain_mid: float | None = None,
-                     scale_values: list[float] | None = None) -> list[dict]:
+                     scale_values: list[float] | None = None, domain: tuple[float, float] | None = None) -> list[dict]:
     """Each row with ``text_colour``: black on the light part of its cell's colour scheme, white elsewhere.
-    ``scale_values``: every value on the (possibly shared) colour scale; default the rows' own. Sequential
-    scales start at 0 (``zero=True``), as the heatmaps' do. Empty cells (value None) are left white."""
+    ``domain``: the colour scale's fixed range (values beyond it saturate); else ``scale_values``, every value
+    on the (possibly shared) scale, default the rows' own. Sequential scales start at 0 (``zero=True``), as the
+    heatmaps' do. Empty cells (value None) are left white."""
     values = [v for v in ([r["value"] for r in rows] if scale_values is None else scale_values) if v is not None]
-    if not values:
+    if not values and domain is None:
         return [dict(r, text_colour="white") for r in rows]
-    lo, hi = min(values), max(values)
-    if domain_mid is None:
+    lo, hi = domain if domain is not None else (min(values), max(values))
+    if domain is None and domain_mid is None:
         lo, hi = min(lo, 0.0), max(hi, 0.0)
     light_from, light_to = _LIGHT_BAND[scheme]
-    return [dict(r, text_colour="black" if r["value"] is not None
-                 and light_from <= _scale_position(r["value"], lo, hi, domain_mid) <= light_to else "white")
-            for r in rows]
+
+    def position(v):
+        return min(max(_scale_position(v, lo, hi, domain_mid), 0.0), 1.0)
+
+    return [dict(r, text_colour="black" if r["value"] is not None and light_from <= position(r["value"]) <= light_to
+                 else "white") for r in rows]
 
 
-def _heat(rows, x, y, title, color_title, scheme="viridis", domain_mid=None, width=260, height=None, text=True,
-          scale_values=None):
-    """A labelled heatmap. ``scale_values``: every value on the colour scale it shares with other charts."""
+def _heat(rows, x, y, title, color_title, scheme="viridis", domain_mid=None, text=True, scale_values=None,
+          domain=None, marks=()):
+    """A labelled heatmap, a CELL_W x CELL_H cell per value with its text at FONT_PX. ``domain``: a fixed colour
+    range (values beyond it saturate); ``scale_values``: every value on the colour scale it shares with other
+    charts. ``marks``: (pretrain, target-or-eval, shape) cells to ring, as the study marks its bar plots' pairs."""
     import altair as alt
 
-    n_y = len({r[y] for r in rows}) or 1
-    # losses and stds start at 0, so small differences are not blown up by the colour scale
-    scale = (alt.Scale(scheme=scheme, domainMid=domain_mid) if domain_mid is not None
-             else alt.Scale(scheme=scheme, zero=True))
-    base = alt.Chart(alt.Data(values=with_text_colour(rows, scheme, domain_mid, scale_values))).encode(
+    n_x, n_y = len({r[x] for r in rows}) or 1, len({r[y] for r in rows}) or 1
+    if domain is not None:
+        scale = alt.Scale(scheme=scheme, domain=list(domain), clamp=True,
+                          **({"domainMid": domain_mid} if domain_mid is not None else {}))
+    else:  # losses and stds start at 0, so small differences are not blown up by the colour scale
+        scale = (alt.Scale(scheme=scheme, domainMid=domain_mid) if domain_mid is not None
+                 else alt.Scale(scheme=scheme, zero=True))
+    base = alt.Chart(alt.Data(values=with_text_colour(rows, scheme, domain_mid, scale_values, domain))).encode(
         x=alt.X(f"{x}_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title=_axis_title(x),
-                axis=alt.Axis(labelAngle=_label_angle(rows, f"{x}_label"))),
+                axis=alt.Axis(labelAngle=LABEL_ANGLE)),
         y=alt.Y(f"{y}_label:O", sort=alt.EncodingSortField(field="y_sort", op="min"), title=_axis_title(y)),
     )
     chart = base.mark_rect().encode(color=alt.Color("value:Q", scale=scale, title=color_title))
     if text:
         dark_text = alt.condition("datum.text_colour === 'black'", alt.value("black"), alt.value("white"))
-        chart = chart + base.mark_text(fontSize=7).encode(text=alt.Text("value:Q", format=".3f"), color=dark_text)
-    return chart.properties(title=title, width=width, height=height or 22 * n_y)
+        chart = chart + base.mark_text(fontSize=FONT_PX).encode(text=alt.Text("value:Q", format=".3f"),
+                                                                color=dark_text)
+    for p, t, shape in marks:
+        ringed = [r for r in rows if r[y] == p and r[x] == t]
+        if ringed:
+            chart = chart + alt.Chart(alt.Data(values=ringed)).mark_point(
+                shape=shape, size=900, filled=False, strokeWidth=2.5, color="#00d4ff").encode(
+                x=alt.X(f"{x}_label:O", sort=alt.EncodingSortField(field="x_sort", op="min")),
+                y=alt.Y(f"{y}_label:O", sort=alt.EncodingSortField(field="y_sort", op="min")))
+    return chart.properties(title=title, width=CELL_W * n_x, height=CELL_H * n_y)
 
 
 def _axis_title(key: str) -> str:
-    return {"pretrain": "Pretrain defocus (nm)", "eval": "Evaluated defocus (nm)",
-            "target": "Transfer defocus (nm)", "stage": ""}[key]
+    return {"pretrain": "pretraining defocus", "eval": "evaluated defocus",
+            "target": "transfer target's defocus", "stage": ""}[key]
 
 
 def _title(text: str, sign_note: str):
@@ -136,104 +142,131 @@ def _title(text: str, sign_note: str):
     return alt.TitleParams(text, subtitle=sign_note) if sign_note else text
 
 
-def _bars(rows: list[dict], title: str, metric: str, stages=("pretrain", "transfer"), colours=("#5b2a86", "#5fc3f5")):
+#: How the OOD figure marks each bar plot's pair on its matrices, in aggregate.pairs order (the study: circle, square).
+PAIR_SHAPES = ("circle", "square", "triangle-up", "diamond")
+_SHAPE_GLYPH = {"circle": "●", "square": "■", "triangle-up": "▲", "diamond": "◆"}
+
+
+def _bars(rows: list[dict], title: str, metric: str, colour_title: str, scheme: str,
+          domain: tuple[float, float]):
+    """One model's loss on every domain, its bars coloured by one value of the model (its OOD std, or the shift
+    its transfer made) on the matrices' scale."""
     import altair as alt
 
     return alt.Chart(alt.Data(values=rows)).mark_bar().encode(
-        x=alt.X("eval_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title="Defocus (nm)",
-                axis=alt.Axis(labelAngle=_label_angle(rows, "eval_label"))),
-        xOffset=alt.XOffset("stage:N", sort=list(stages)),
-        y=alt.Y("value:Q", title=f"{metric}"),
-        color=alt.Color("stage:N", scale=alt.Scale(domain=list(stages), range=list(colours)), title="model"),
-    ).properties(title=title, width=260, height=110)
+        x=alt.X("eval_label:O", sort=alt.EncodingSortField(field="x_sort", op="min"), title="evaluated defocus",
+                axis=alt.Axis(labelAngle=LABEL_ANGLE)),
+        y=alt.Y("value:Q", title=metric, scale=alt.Scale(domain=list(LOSS_RANGE), clamp=True)),
+        color=alt.Color("colour_value:Q", title=colour_title,
+                        scale=alt.Scale(scheme=scheme, domain=list(domain), clamp=True,
+                                        **({"domainMid": 0} if scheme == "blueorange" else {}))),
+    ).properties(title=title, width=CELL_W * len({r["eval"] for r in rows}) * 0.6, height=120)
 
 
-def generalization_chart(tables: dict, defocus_nm: dict, metric: str, sign_note: str = ""):
-    """The study's OOD figure: PG column, TG matrix, shift matrix, and before/after bars for chosen pairs.
-    ``defocus_nm``: each domain's defocus as the figure labels it; ``sign_note`` states that sign."""
+def generalization_chart(tables: dict, metric: str, note: str = ""):
+    """The study's OOD figure. Top: the OOD std after pretraining (one column), after transfer (a matrix) and
+    its shift by transfer (a matrix, symmetric scale), each bar plot's pair ringed on them. Below, per pair: the
+    pretrained model's loss on every domain, coloured by its OOD std, and the transferred model's, coloured by
+    the shift, with whether transfer improved or worsened OOD. Rows carry their axis labels in words."""
     import altair as alt
 
-    pg = [dict(r, stage_label="after PT") for r in _with_labels(tables["ood_std_pretrain"], defocus_nm)]
+    pairs = list(dict.fromkeys((r["pair_pretrain"], r["pair_target"], r["pair"]) for r in tables["pair_bars"]))
+    shapes = {pair[:2]: PAIR_SHAPES[k % len(PAIR_SHAPES)] for k, pair in enumerate(pairs)}
+    std_domain = (0.0, max((r["value"] for r in tables["ood_std_transfer"] + tables["ood_std_pretrain"]),
+                           default=1e-9))
+    shift_domain = symmetric([r["value"] for r in tables["ood_shift"]])
+    pg = [dict(r, stage_label="after PT") for r in tables["ood_std_pretrain"]]
     pg_chart = alt.Chart(alt.Data(values=pg)).mark_rect().encode(
         x=alt.X("stage_label:O", title=""),
         y=alt.Y("pretrain_label:O", sort=alt.EncodingSortField(field="y_sort", op="min"),
-                title="Pretrain defocus (nm)"),
-        color=alt.Color("value:Q", scale=alt.Scale(scheme="magma", zero=True), title="std of loss"),
-    ).properties(title="After PT", width=30, height=22 * max(len(pg), 1))
-    tg = _heat(_with_labels(tables["ood_std_transfer"], defocus_nm), "target", "pretrain",
-               "Generalization after transfer learning", "std of loss", scheme="magma",
-               scale_values=[r["value"] for r in tables["ood_std_transfer"] + tables["ood_std_pretrain"]])
-    sh = _heat(_with_labels(tables["ood_shift"], defocus_nm), "target", "pretrain",
-               "Generalization shift (negative = OOD improved)", "shift of std", scheme="blueorange", domain_mid=0)
+                title=_axis_title("pretrain")),
+        color=alt.Color("value:Q", scale=alt.Scale(scheme="magma", domain=list(std_domain)), title="std of loss"),
+    ).properties(title="After PT", width=CELL_W, height=CELL_H * max(len(pg), 1))
+    marks = [(p, t, shape) for (p, t), shape in shapes.items()]
+    tg = _heat(tables["ood_std_transfer"], "target", "pretrain", "Generalization after transfer learning",
+               "std of loss", scheme="magma", domain=std_domain, marks=marks)
+    sh = _heat(tables["ood_shift"], "target", "pretrain", "Generalization shift (negative = OOD improved)",
+               "shift of std", scheme="blueorange", domain_mid=0, domain=shift_domain, marks=marks)
     top = alt.hconcat(pg_chart, tg).resolve_scale(color="shared")
     left = alt.vconcat(top, sh).resolve_scale(color="independent")
-    labelled = _with_labels(tables["pair_bars"], defocus_nm)
-    bars = []
-    for pair in dict.fromkeys(r["pair"] for r in tables["pair_bars"]):  # in aggregate.pairs order
-        rows = [r for r in labelled if r["pair"] == pair]
-        p, t = (name.strip() for name in pair.split("->"))
-        title = f"{_label(p, defocus_nm)} → {_label(t, defocus_nm)} nm ({p} → {t})"
-        bars.append(_bars(rows, title, metric))
-    right = alt.vconcat(*bars) if bars else None
-    chart = alt.hconcat(left, right) if right is not None else left
+    panels = []
+    for p, t, label in pairs:
+        rows = [r for r in tables["pair_bars"] if (r["pair_pretrain"], r["pair_target"]) == (p, t)]
+        pg_value = next((r["value"] for r in tables["ood_std_pretrain"] if r["pretrain"] == p), None)
+        shift = next((r["value"] for r in tables["ood_shift"] if r["pretrain"] == p and r["target"] == t), None)
+        verdict = "" if shift is None else ("improves OOD" if shift < 0 else "worsens OOD")
+        glyph = _SHAPE_GLYPH[shapes[(p, t)]]
+        before = _bars([dict(r, colour_value=pg_value) for r in rows if r["stage"] == "pretrain"],
+                       f"{glyph} pretrained", metric, "std of loss", "magma", std_domain)
+        after = _bars([dict(r, colour_value=shift) for r in rows if r["stage"] == "transfer"],
+                      f"{glyph} transferred: {verdict} (shift {shift:+.3f})" if shift is not None else "transferred",
+                      metric, "shift of std", "blueorange", shift_domain)
+        panels.append(alt.hconcat(before, after).resolve_scale(color="independent").properties(title=label))
+    chart = alt.vconcat(left, *panels) if panels else left  # one column: fits a 1,400 px page at 100% zoom
     return chart.resolve_scale(color="independent").properties(
-        title=_title(f"OOD generalization ({metric}; std across domains)", sign_note))
+        title=_title(f"OOD generalization ({metric}; std across domains)", note))
 
 
-def domain_loss_chart(tables: dict, defocus_nm: dict, metric: str, sign_note: str = ""):
-    """The study's before/after matrices: loss after pretraining and on the target after transfer."""
+def domain_loss_chart(tables: dict, metric: str, note: str = ""):
+    """The study's before/after matrices: loss after pretraining and on the target after transfer, on the
+    study's loss range."""
     import altair as alt
 
-    shared = [r["value"] for r in tables["pretrain_loss"] + tables["transfer_loss"]]
-    p = _heat(_with_labels(tables["pretrain_loss"], defocus_nm), "eval", "pretrain", "After pretraining", metric,
-              scheme="viridis", scale_values=shared)
-    t = _heat(_with_labels(tables["transfer_loss"], defocus_nm), "target", "pretrain", "After transfer learning",
-              metric, scheme="viridis", scale_values=shared)
-    return alt.vconcat(p, t).resolve_scale(color="shared").properties(title=_title(f"Loss ({metric})", sign_note))
+    p = _heat(tables["pretrain_loss"], "eval", "pretrain", "After pretraining", metric, domain=LOSS_RANGE)
+    t = _heat(tables["transfer_loss"], "target", "pretrain", "After transfer learning", metric, domain=LOSS_RANGE)
+    return alt.vconcat(p, t).resolve_scale(color="shared").properties(title=_title(f"Loss ({metric})", note))
 
 
-def study_comparison_chart(ours: dict, our_nm: dict, study: dict, study_nm: dict, sign_note: str = ""):
+def study_comparison_chart(ours: dict, study: dict, note: str = ""):
     """This run's matrices (left) beside the study's (right), each pair on one colour scale: loss after
-    pretraining, loss on the target after transfer, OOD std after pretraining and its shift by transfer."""
+    pretraining and on the target after transfer (the study's range, 0-0.1), the shift of the OOD std by transfer
+    (symmetric about 0); then the OOD std after pretraining, both side by side."""
     import altair as alt
 
     rows = []
-    for key, title, scheme, mid in (("pretrain_loss", "loss after pretraining", "viridis", None),
-                                    ("transfer_loss", "loss on the target after transfer", "viridis", None),
-                                    ("ood_shift", "shift of OOD std by transfer", "blueorange", 0)):
+    for key, title in (("pretrain_loss", "loss after pretraining"), ("transfer_loss", "loss on the target after "
+                                                                                       "transfer"),
+                       ("ood_shift", "shift of OOD std by transfer")):
         x = "eval" if key == "pretrain_loss" else "target"
-        shared = [r["value"] for r in ours[key] + study[key]]
-        mine = _heat(_with_labels(ours[key], our_nm), x, "pretrain", f"This run: {title}", "", scheme, mid, width=230,
-                     scale_values=shared)
-        theirs = _heat(_with_labels(study[key], study_nm), x, "pretrain", f"The study: {title}", "", scheme, mid,
-                       width=230, scale_values=shared)
+        loss = key != "ood_shift"
+        scheme, mid = ("viridis", None) if loss else ("blueorange", 0)
+        domain = LOSS_RANGE if loss else symmetric([r["value"] for r in ours[key] + study[key]])
+        mine = _heat(ours[key], x, "pretrain", f"This run: {title}", "", scheme, mid, domain=domain)
+        theirs = _heat(study[key], x, "pretrain", f"The study: {title}", "", scheme, mid, domain=domain)
         rows.append(alt.hconcat(mine, theirs).resolve_scale(color="shared"))
-    pg = [dict(r, who="this run") for r in _with_labels(ours["ood_std_pretrain"], our_nm)]
-    pg += [dict(r, who="the study") for r in _with_labels(study["ood_std_pretrain"], study_nm)]
+    pg = [dict(r, who="this run") for r in ours["ood_std_pretrain"]]
+    pg += [dict(r, who="the study") for r in study["ood_std_pretrain"]]
     pg_chart = alt.Chart(alt.Data(values=pg)).mark_bar().encode(
         x=alt.X("pretrain_label:O", sort=alt.EncodingSortField(field="y_sort", op="min"),
-                title="Pretrain defocus (nm)", axis=alt.Axis(labelAngle=0)),
+                title=_axis_title("pretrain"), axis=alt.Axis(labelAngle=LABEL_ANGLE)),
         xOffset=alt.XOffset("who:N", sort=["this run", "the study"]),
         y=alt.Y("value:Q", title="OOD std after pretraining"),
         color=alt.Color("who:N", scale=alt.Scale(domain=["this run", "the study"], range=["#5b2a86", "#e69f00"]),
                         title=""),
-    ).properties(title="OOD std after pretraining (phenomena 1 and 3)", width=260, height=140)
+    ).properties(title="OOD std after pretraining (phenomena 1 and 3)", width=CELL_W * 5, height=160)
     return alt.vconcat(*rows, pg_chart).resolve_scale(color="independent").properties(
-        title=_title("This run beside the study", sign_note))
+        title=_title("This run beside the study", note))
 
 
-def curves_chart(curves: dict[str, list[dict]]):
-    """Validation loss per epoch, one line per model (pair and seed), one panel per stage kind."""
+def curves_chart(curves: dict[str, list[dict]], labels: dict[str, str]):
+    """Validation loss per epoch, one line per model (pair and seed), one panel per stage kind, coloured by the
+    pretraining domain (``labels``: each domain's label in words) with a legend."""
     import altair as alt
 
     panels = []
     for kind, rows in curves.items():
         if rows:
-            panels.append(alt.Chart(alt.Data(values=rows)).mark_line(opacity=0.6, strokeWidth=1).encode(
+            rows = [dict(r, pretrained_on=labels.get(_pretrain_of(r["run"]), _pretrain_of(r["run"]))) for r in rows]
+            panels.append(alt.Chart(alt.Data(values=rows)).mark_line(opacity=0.7, strokeWidth=1.2).encode(
                 x=alt.X("epoch:Q", title="epoch"), y=alt.Y("val_loss:Q", title="validation loss"),
-                detail="run:N", color=alt.Color("run:N", legend=None),
-            ).properties(title=f"{kind}: {len({r['run'] for r in rows})} models", width=320, height=180))
+                detail="run:N", color=alt.Color("pretrained_on:N", title="pretrained on"),
+            ).properties(title=f"{kind}: {len({r['run'] for r in rows})} models", width=420, height=220))
     return alt.hconcat(*panels)
+
+
+def _pretrain_of(run: str) -> str:
+    """The pretraining domain of a run name: ``pretrain:dfm10:...`` or ``transfer:dfm10->dfp5:...``."""
+    return run.split(":")[1].split("->")[0]
 
 
 def spectra_chart(rows: list[dict], labels: dict[str, str]):
@@ -287,10 +320,20 @@ def labels_chart(table: list[dict], dataset: str):
     return lines.properties(width=420, height=260, title=f"How many images to label ({dataset})")
 
 
+def legible(chart):
+    """Axis, legend and title text at FONT_PX or more: a figure reads at 100% zoom."""
+    return (chart.configure_axis(labelFontSize=FONT_PX, titleFontSize=FONT_PX + 1)
+            .configure_legend(labelFontSize=FONT_PX, titleFontSize=FONT_PX)
+            .configure_title(fontSize=FONT_PX + 3, subtitleFontSize=FONT_PX + 1)
+            .configure_header(labelFontSize=FONT_PX, titleFontSize=FONT_PX))
+
+
 def render(chart_or_spec, out: str | Path, fmt: str, scale: float = 2.0) -> None:
-    """Render a Vega-Lite chart offline with vl-convert (png or svg), atomically."""
+    """Render a Vega-Lite chart offline with vl-convert (png or svg), atomically; charts with legible text."""
     import vl_convert as vlc
 
+    if hasattr(chart_or_spec, "configure_axis"):
+        chart_or_spec = legible(chart_or_spec)
     spec = chart_or_spec.to_dict() if hasattr(chart_or_spec, "to_dict") else chart_or_spec
     with atomic_path(out) as tmp:
         if fmt == "png":
@@ -303,7 +346,7 @@ def render(chart_or_spec, out: str | Path, fmt: str, scale: float = 2.0) -> None
 
 def report_html(card: list[dict], charts: dict[str, object], head: dict, vs_study: dict, notes: list[str],
                 out: str | Path, examples_png: str | Path | None = None,
-                sections: list[tuple[str, str, object | None]] = ()) -> None:
+                sections: list[tuple[str, str, object | None]] = (), conclusion: str = "") -> None:
     """One self-contained offline HTML page, the run's answer: the scorecard of the study's phenomena, the
     figures (inline SVG), the example images (inline PNG), the rank correlations with the study's
     matrices and every headline number; then ``sections`` (title, HTML, optional chart). Nothing is loaded
@@ -326,13 +369,14 @@ def report_html(card: list[dict], charts: dict[str, object], head: dict, vs_stud
     vs_rows = "".join(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(fmt(r.get(k)))}</td>" for k in keys)
                       + "</tr>" for name, r in vs_study.items())
     head_rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in head.items())
-    parts = [f"<h2>{esc(title)}</h2>\n{vlc.vegalite_to_svg(c.to_dict())}" for title, c in charts.items()]
+    parts = [f"<h2>{esc(title)}</h2>\n{vlc.vegalite_to_svg(legible(c).to_dict())}" for title, c in charts.items()]
     if examples_png is not None and Path(examples_png).is_file():
         data = base64.b64encode(Path(examples_png).read_bytes()).decode()
         parts.insert(1, "<h2>Example test image in every domain, and its label</h2>"
                         f"<img alt=\"examples\" style=\"max-width:100%\" src=\"data:image/png;base64,{data}\">")
     for title, body, chart in sections:
-        parts.append(f"<h2>{esc(title)}</h2>\n{body}" + (vlc.vegalite_to_svg(chart.to_dict()) if chart else ""))
+        svg = vlc.vegalite_to_svg(legible(chart).to_dict()) if chart else ""
+        parts.append(f"<h2>{esc(title)}</h2>\n{body}{svg}")
     notes_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
     doc = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>hrtem-ood report</title>
@@ -342,6 +386,7 @@ td,th{{border:1px solid #ccc;padding:2px 8px}}td.yes{{background:#d4f4d4}}td.no{
 <h1>hrtem-ood: how the defocus of the training data changes OOD generalization</h1>
 <h2 id="scorecard">The study's phenomena: {held} of {len(card)} held</h2>
 <table><tr><th>phenomenon</th><th>this run</th><th>the study</th><th>threshold</th><th></th></tr>{card_rows}</table>
+{conclusion}
 <ul>{notes_html}</ul>
 {''.join(parts)}
 <h2>Rank correlation (Spearman) with the study's published matrices, both readings of its sign</h2>

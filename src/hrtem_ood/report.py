@@ -8,7 +8,10 @@ from __future__ import annotations
 import operator
 from pathlib import Path
 
+import numpy as np
+
 from .aggregation import (
+    aggregate,
     aggregate_as_params,
     grid_files,
     headline,
@@ -18,7 +21,7 @@ from .aggregation import (
     simulated_rows,
 )
 from .conditions import conditions_table, training_seconds, transfer_conditions
-from .domains import domain_defocus_nm, ingested_names
+from .domains import domain_defocus_nm, domain_names, ingested_names
 from .io import read_json, write_json
 from .plots import (
     curves_chart,
@@ -31,18 +34,14 @@ from .plots import (
     transfer_conditions_chart,
 )
 from .reference import load_study_medians, study_as_aggregate, vs_study_head
-from .units import focus_words
+from .units import CONVENTION, focus_label, focus_words
 
-#: How the figures sign defocus (``aggregate.figure_sign``); stated on every figure and in ``ood.json``.
-CONVENTIONS = {
-    "study": "Figures label defocus as the study does, read mirrored: study +d nm = abTEM -d nm (Prismatic's "
-             "probeDefocus C1, positive = overfocus). Domain names and params use abTEM's defocus "
-             "(positive = underfocus, defocus = -C10).",
-    "abtem": "Figures label defocus with abTEM's sign (positive = underfocus, defocus = -C10), as domain names and "
-             "params do; the study's +d nm is then most likely at -d nm here (Prismatic's C1 sign).",
-}
+#: How the figures order their defocus axes (``aggregate.figure_sign``): as the study's figures (from underfocus to
+#: overfocus: its -25 to +25 nm), or by params' defocus (from overfocus to underfocus). Labels are words either way.
+ORDERS = {"study": "axes run as the study's figures: from under 25 nm (its -25) to over 25 nm (its +25)",
+          "abtem": "axes run by params' defocus_nm: from over 25 nm to under 25 nm"}
 
-#: The study's phenomena as issue 19 scores them: (text, key of ``phenomena``, comparison, threshold).
+#: The study's phenomena as the thresholds score them: (text, key of ``phenomena``, comparison, threshold).
 SCORECARD = (
     ("1. Loss depends on the pretraining domain: OOD std of the failing row after pretraining",
      "failing_row_ood_std", ">=", 0.04),
@@ -58,8 +57,9 @@ SCORECARD = (
 OPS = {">=": operator.ge, "<=": operator.le, "==": operator.eq}
 
 
-def figure_nm(defocus_nm: dict[str, float | None], sign: str) -> dict[str, float | None]:
-    """Each domain's defocus as the figures label it (``aggregate.figure_sign``)."""
+def axis_order_nm(defocus_nm: dict[str, float | None], sign: str) -> dict[str, float | None]:
+    """The value each domain's axis position sorts by (``aggregate.figure_sign``): the study's order, from
+    underfocus to overfocus, or params' defocus."""
     return {k: (None if v is None else (-v + 0.0 if sign == "study" else v)) for k, v in defocus_nm.items()}
 
 
@@ -86,24 +86,21 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
     sign = ac.get("figure_sign", "study")
     agg = aggregate_as_params(params, rows)
     defocus = domain_defocus_nm(params)
-    shown = figure_nm(defocus, sign)
-    tables = plot_tables(agg, defocus, ac["pairs"], sort_nm=shown)
+    tables = plot_tables(agg, defocus, ac["pairs"], sort_nm=axis_order_nm(defocus, sign))
     out_plots, out_metrics = Path(out_plots), Path(out_metrics)
     for name, table in tables.items():
         write_json(out_plots / f"{name}.json", table)
     # the study's measures on the simulated domains only; ingested domains are extra columns and targets
     sim = aggregate_as_params(params, rows, simulated_only=True)
     sim_rows = simulated_rows(params, rows)
-    head = headline(sim)
+    head = headline(sim, defocus)
     head.update(extra_head or {})
     ours = phenomena(sim, defocus)
     study = load_study_medians()
     study_agg, study_defocus = study_as_aggregate(study)
     theirs = phenomena(study_agg, study_defocus)
     card = scorecard(ours, theirs)
-    head["defocus_convention"] = CONVENTIONS[sign]
-    if ours.get("failing_row") is not None:
-        ours["failing_row_figure_nm"] = shown.get(ours["failing_row"])
+    head["defocus_convention"] = CONVENTION
     head["phenomena"] = ours
     head["scorecard_held"] = sum(r["held"] for r in card)
     head["scorecard_total"] = len(card)
@@ -125,29 +122,88 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
     write_json(out_plots / "transfer_conditions.json", cond_table)
     cond_chart = transfer_conditions_chart(cond_table, ac["metric"], head["transfer_conditions"]["n_models"])
     render(cond_chart, out_plots / "transfer_conditions.png", "png")
-    sign_note = "defocus: study sign (+ = overfocus = -abTEM)" if sign == "study" else "defocus: abTEM sign"
-    gen = generalization_chart(tables, shown, ac["metric"], sign_note)
-    dom = domain_loss_chart(tables, shown, ac["metric"], sign_note)
+    note = f"under = underfocus, over = overfocus; {ORDERS[sign]}"
+    gen = generalization_chart(tables, ac["metric"], note)
+    dom = domain_loss_chart(tables, ac["metric"], note)
     render(gen, out_plots / "generalization.png", "png")
     render(gen, out_plots / "generalization.svg", "svg")
     render(dom, out_plots / "domain_loss.png", "png")
-    study_tables = plot_tables(study_agg, study_defocus, [], sort_nm=figure_nm(study_defocus, sign))
+    study_tables = plot_tables(study_agg, study_defocus, [], sort_nm=axis_order_nm(study_defocus, sign))
     charts = {"This run beside the study (median over the models of each cell; the study: medians of its 7,200 models)":
-              study_comparison_chart(tables, shown, study_tables, figure_nm(study_defocus, sign), sign_note),
+              study_comparison_chart(tables, study_tables, note),
               "OOD generalization (the study's Fig. 8.1 layout)": gen,
-              "Loss before and after transfer (the study's dataset-performance figure)": dom,
               "Loss after transfer by transfer size, frozen part and LR pair (the study's Fig. 6.1 layout)": cond_chart}
     if curves:
-        charts["Learning curves (validation loss on the stage's own domain; best epoch kept)"] = curves_chart(curves)
-    notes = [CONVENTIONS[sign],
-             f"metric {ac['metric']}, {ac['reduce']} over all models of a cell; std excludes "
-             f"{ac['exclude_from_std']}; pooled: {head['pooled_conditions']}",
+        labels = {d: focus_label(v, d) for d, v in defocus.items()}
+        charts["Learning curves (validation loss on the stage's own domain; best epoch kept)"] = curves_chart(curves,
+                                                                                                            labels)
+    pooled = "; ".join(f"{k}: {', '.join(v)}" for k, v in head["pooled_conditions"].items())
+    notes = [CONVENTION,
+             f"Metric {ac['metric']}, the {ac['reduce']} over all models of a cell ({pooled}); the OOD std leaves out "
+             f"{', '.join(ac['exclude_from_std'])} and every ingested dataset.",
              "The study's numbers: its published per-model table (7,200 models), recomputed as medians "
              "(src/hrtem_ood/data/study_matrices.json), measured with the same code as this run's."]
-    sections = match_sections(match, spectra or [], defocus) if match else []
+    sections = [("Dice and IoU per domain", dice_table(params, rows, defocus), None)]
+    sections += match_sections(match, spectra or [], defocus) if match else []
     report_html(card, charts, {k: v for k, v in head.items() if not isinstance(v, dict)}, head["vs_study"], notes,
-                out_plots / "report.html", examples_png=examples_png, sections=sections)
+                out_plots / "report.html", examples_png=examples_png, sections=sections,
+                conclusion=conclusion(card, ours, theirs))
     return head
+
+
+def conclusion(card: list[dict], ours: dict, theirs: dict) -> str:
+    """A paragraph from the numbers: how many of the study's measures this run meets, and each in a sentence."""
+    import html
+
+    held = sum(r["held"] for r in card)
+    parts = [f"This run meets {held} of the study's {len(card)} measures."]
+    if ours.get("failing_row_ood_std") is not None:
+        worst = theirs.get("failing_row_ood_std", 0.0)
+        parts.append(f"The model pretrained at {ours['failing_row_label']} generalizes worst (OOD std "
+                     f"{ours['failing_row_ood_std']:.3f}; the study's worst: {worst:.3f}).")
+    if ours.get("row_spread_ratio") is not None:
+        parts.append(f"After transfer the rows become alike: their spread falls to {ours['row_spread_ratio']:.2f} of "
+                     f"its value before (the study: {theirs.get('row_spread_ratio', 0):.2f}).")
+    if "zero_nm_hardest" in ours:
+        rank = ours.get("zero_nm_model_ood_std_rank")
+        parts.append(f"0 nm is {'' if ours['zero_nm_hardest'] else 'not '}the hardest domain, and the model "
+                     f"pretrained there ranks {rank} by OOD std (the study: 1; the measure asks for 2 or better).")
+    if ours.get("failing_row_distant_shift_median") is not None:
+        shift, study_shift = ours["failing_row_distant_shift_median"], theirs.get("failing_row_distant_shift_median", 0)
+        parts.append(f"Transfer from the worst row to targets 15 nm or more away "
+                     f"{'improves' if shift < 0 else 'worsens'} OOD: median shift {shift:+.3f} (the study: "
+                     f"{study_shift:+.3f}).")
+    if ours.get("in_domain_loss_excl_0nm") is not None:
+        parts.append(f"The in-domain loss is {ours['in_domain_loss_excl_0nm']:.4f} (the study: "
+                     f"{theirs.get('in_domain_loss_excl_0nm', 0):.4f}).")
+    return f"<p><b>{html.escape(' '.join(parts))}</b></p>"
+
+
+def dice_table(params: dict, rows: list[dict], defocus: dict[str, float | None]) -> str:
+    """Per evaluated domain: the Dice and IoU of the model pretrained there, the median over the pretrained
+    models, and the median after transfer to it (an HTML table)."""
+    import html
+
+    doms, pres = domain_names(params), params["pretrain"]["domains"]
+    scores = {m: aggregate(rows, doms, pres, metric=m, reduce=params["aggregate"]["reduce"],
+                           filters=params["aggregate"]["filters"]) for m in ("dice", "iou")}
+
+    def cell(v):
+        return "" if v is None or not np.isfinite(v) else f"{v:.3f}"
+
+    lines = []
+    for j, d in enumerate(doms):
+        own = [cell(scores[m]["P"][pres.index(d), j]) if d in pres else "" for m in ("dice", "iou")]
+        med = [cell(np.nanmedian(scores[m]["P"][:, j])) for m in ("dice", "iou")]
+        with np.errstate(all="ignore"):
+            tr = [cell(np.nanmedian(scores[m]["T"][:, j]) if np.isfinite(scores[m]["T"][:, j]).any() else None)
+                  for m in ("dice", "iou")]
+        lines.append(f"<tr><td>{html.escape(focus_label(defocus.get(d), d))} ({html.escape(d)})</td>"
+                     + "".join(f"<td>{c}</td>" for c in own + med + tr) + "</tr>")
+    return ("<p>On each domain's test split; medians over the models of each cell.</p><table><tr><th>domain</th>"
+            "<th>Dice, model pretrained here</th><th>IoU</th><th>Dice, median over the pretrained models</th>"
+            "<th>IoU</th><th>Dice after transfer to it (median over rows)</th><th>IoU</th></tr>"
+            + "".join(lines) + "</table>")
 
 
 def match_sections(match: dict, spectra: list[dict], defocus: dict[str, float | None]) -> list[tuple]:

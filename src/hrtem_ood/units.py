@@ -1,7 +1,12 @@
 """Defocus in words, the one convention users read: underfocus for a positive ``defocus_nm`` (abTEM's sign, as
-params and domain names use it), overfocus for a negative one. Standard library only."""
+params and domain names use it), overfocus for a negative one. The study's figures label overfocus d nm as +d nm
+(its sign read mirrored, docs/ablations/study-sign.md). Standard library only."""
 
 from __future__ import annotations
+
+#: The convention, stated once: on every figure, in ``ood.json`` and in the report.
+CONVENTION = ("Defocus in words: 'under d nm' = underfocus (params and domain names: defocus_nm = +d, 'dfp'), "
+              "'over d nm' = overfocus (defocus_nm = -d, 'dfm'). The study's figures label overfocus d nm as +d nm.")
 
 
 def focus_words(defocus_nm: float) -> str:
@@ -9,3 +14,13 @@ def focus_words(defocus_nm: float) -> str:
     if abs(defocus_nm) < 0.05:
         return "in focus (0 nm)"
     return f"{'underfocus' if defocus_nm > 0 else 'overfocus'} {abs(defocus_nm):.1f} nm"
+
+
+def focus_label(defocus_nm: float | None, name: str = "") -> str:
+    """A short axis label: ``under 10 nm``, ``over 2.5 nm``, ``0 nm``; ``name`` when the defocus is unknown (an
+    ingested dataset)."""
+    if defocus_nm is None:
+        return name
+    if defocus_nm == 0:
+        return "0 nm"
+    return f"{'under' if defocus_nm > 0 else 'over'} {abs(defocus_nm):g} nm"

@@ -1,4 +1,5 @@
-"""Stage ``examples``: a montage of one test scene in every simulated domain, and its label."""
+"""Stage ``examples``: a montage of one test scene in every simulated domain (titled in words: ``dfm25: over 25
+nm``), and its label."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from ..datasets import domain_file, read_h5
 from ..plots import montage_png
+from ..units import focus_label
 from . import entry
 
 
@@ -20,8 +22,7 @@ def write_examples(params: dict, domains_dir: str | Path, out_png: str | Path, s
         arrays, attrs = read_h5(domain_file(domains_dir, name, split), ("images", "masks"))
         panels.append(arrays["images"][index])
         dnm = attrs.get("defocus_nm")
-        # abTEM's defocus, then the study's label for it (read mirrored: study +d nm = abTEM -d nm)
-        titles.append(f"{name}: {dnm:+g} nm (study {-dnm + 0.0:+g})" if isinstance(dnm, float) else name)
+        titles.append(f"{name}: {focus_label(float(dnm))}" if isinstance(dnm, float) else name)
         mask = arrays["masks"][index]
     panels.append(mask.astype(np.float32))
     titles.append("mask")
