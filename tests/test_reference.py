@@ -1,7 +1,9 @@
-"""The study's digitized matrices (hrtem_ood.reference): the reader, the data's internal consistency,
+"""The study's digitized matrices (hrtem_ood.reference; the digitiser: docs/scripts/digitize_study.py): the reader,
+the data's internal consistency,
 and the comparison under both readings of the study's defocus sign."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,10 @@ from conftest import REPO
 
 from hrtem_ood.aggregation import aggregate
 from hrtem_ood.cli import main
-from hrtem_ood.reference import colorbar_lookup, compare, load_study, read_cells
+from hrtem_ood.reference import compare, load_study
+
+sys.path.insert(0, str(REPO / "docs/scripts"))
+from digitize_study import colorbar_lookup, read_cells  # noqa: E402  (the digitiser lives with its docs script)
 
 STUDY = load_study()
 PRE = [-10, -5, 0, 5, 10]

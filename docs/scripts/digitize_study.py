@@ -18,7 +18,35 @@ import numpy as np
 import skimage.io
 
 from hrtem_ood.io import write_json
-from hrtem_ood.reference import colorbar_lookup, read_cells
+
+
+def read_cells(image: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
+    """Median RGB of the central half of every cell of a matrix plot.
+
+    ``image``: (H, W, 3+) array; ``box``: (top, bottom, left, right) pixel rows/columns of the plotted
+    area inside its frame; ``shape``: (rows, columns) of the matrix. Returns (rows, columns, 3)."""
+    top, bottom, left, right = box
+    nr, nc = shape
+    h, w = (bottom - top) / nr, (right - left) / nc
+    if h < 4 or w < 4:
+        raise ValueError(f"cells of {h:.1f} x {w:.1f} px are too small to read (box {box}, shape {shape})")
+    out = np.empty((nr, nc, 3))
+    for i in range(nr):
+        for j in range(nc):
+            r, c = int(top + (i + 0.5) * h), int(left + (j + 0.5) * w)
+            patch = image[r - int(h / 4):r + int(h / 4) + 1, c - int(w / 4):c + int(w / 4) + 1, :3]
+            out[i, j] = np.median(patch.reshape(-1, 3).astype(float), axis=0)
+    return out
+
+
+def colorbar_lookup(rgb: np.ndarray, bar_rgb: np.ndarray, bar_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Value of the colour-bar entry nearest (Euclidean RGB) to each colour, and that distance.
+
+    ``rgb``: (..., 3); ``bar_rgb``: (n, 3) colours along the bar; ``bar_values``: (n,) their values."""
+    bar_rgb = np.asarray(bar_rgb, float)
+    d2 = ((np.asarray(rgb, float)[..., None, :] - bar_rgb) ** 2).sum(-1)
+    k = d2.argmin(-1)
+    return np.asarray(bar_values, float)[k], np.sqrt(np.take_along_axis(d2, k[..., None], -1)[..., 0])
 
 OUT = Path(__file__).resolve().parents[2] / "src/hrtem_ood/data/study_figures.json"
 PRETRAIN_NM = [-10, -5, 0, 5, 10]

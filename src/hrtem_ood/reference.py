@@ -4,7 +4,7 @@ Source: Rangel DaCosta et al., "Strategies for effective transfer learning for H
 neural networks", Elemental Microscopy EM000010 (2025, CC-BY-4.0): the loss matrices after pretraining
 (``P``) and after transfer (``T``) of its dataset-performance figure, and the OOD std after pretraining
 (``PG``), after transfer (``TG``) and its shift of its generalization figure (Fig. 8.1). Each cell is
-read by the nearest colour on its figure's colour bar (``docs/scripts/digitize_study.py`` writes
+read by the nearest colour on its figure's colour bar (``docs/scripts/digitize_study.py``, the digitiser, writes
 ``data/study_figures.json``). The colour bars end at 0.1 (loss) and 0.075 (OOD std), so larger
 values read as those (the +5 and +10 nm rows of ``P`` and ``TG`` +10 -> +5 nm are clipped); the
 figures show the mean over models (the captions say median; the published images match the mean).
@@ -27,35 +27,6 @@ import numpy as np
 
 STUDY_FILE = "study_figures.json"
 SCORES = ("dice", "iou")  # metrics where higher is better; the study's matrices are losses
-
-
-def read_cells(image: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
-    """Median RGB of the central half of every cell of a matrix plot.
-
-    ``image``: (H, W, 3+) array; ``box``: (top, bottom, left, right) pixel rows/columns of the plotted
-    area inside its frame; ``shape``: (rows, columns) of the matrix. Returns (rows, columns, 3)."""
-    top, bottom, left, right = box
-    nr, nc = shape
-    h, w = (bottom - top) / nr, (right - left) / nc
-    if h < 4 or w < 4:
-        raise ValueError(f"cells of {h:.1f} x {w:.1f} px are too small to read (box {box}, shape {shape})")
-    out = np.empty((nr, nc, 3))
-    for i in range(nr):
-        for j in range(nc):
-            r, c = int(top + (i + 0.5) * h), int(left + (j + 0.5) * w)
-            patch = image[r - int(h / 4):r + int(h / 4) + 1, c - int(w / 4):c + int(w / 4) + 1, :3]
-            out[i, j] = np.median(patch.reshape(-1, 3).astype(float), axis=0)
-    return out
-
-
-def colorbar_lookup(rgb: np.ndarray, bar_rgb: np.ndarray, bar_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Value of the colour-bar entry nearest (Euclidean RGB) to each colour, and that distance.
-
-    ``rgb``: (..., 3); ``bar_rgb``: (n, 3) colours along the bar; ``bar_values``: (n,) their values."""
-    bar_rgb = np.asarray(bar_rgb, float)
-    d2 = ((np.asarray(rgb, float)[..., None, :] - bar_rgb) ** 2).sum(-1)
-    k = d2.argmin(-1)
-    return np.asarray(bar_values, float)[k], np.sqrt(np.take_along_axis(d2, k[..., None], -1)[..., 0])
 
 
 def load_study() -> dict:
