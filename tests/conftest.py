@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -61,11 +62,28 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env=env).stdout
 
 
-def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def dvc(cwd: Path, *args: str, check: bool = True, home: Path | None = None) -> subprocess.CompletedProcess:
+    """Run dvc in ``cwd``; ``home``: the HOME it sees (an SSH client's known_hosts lives there)."""
     exe = Path(sys.executable).with_name("dvc")
-    proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}"})
+    env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}"}
+    if home is not None:
+        env["HOME"] = str(home)
+    proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """A real sshd on 127.0.0.1 (tests/sshd_server.py), skipped only where openssh-server is not installed."""
+    from sshd_server import SSHServer, sshd_path
+
+    if sshd_path() is None:
+        pytest.skip("sshd is not installed (Debian: apt-get install openssh-server; .ci/run installs it)")
+    if importlib.util.find_spec("dvc_ssh") is None:
+        pytest.skip("dvc-ssh is not installed (pip install -e '.[ssh]')")
+    server = SSHServer(tmp_path_factory.mktemp("sshd")).start()
+    yield server
+    server.stop()

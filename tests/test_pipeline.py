@@ -131,7 +131,7 @@ def test_every_stage_wrote_its_outputs(repo):
     timing = json.loads((repo / "metrics/timing.json").read_text())
     assert set(timing["transfer_median_s_by_freeze"]) == {"none", "encoder"}
     assert timing["freeze_encoder_time_saving"] is not None
-    assert head["in_domain_after_pretrain"] is not None and head["mean_ood_std_transfer"] is not None
+    assert head["phenomena"]["in_domain_loss_excl_0nm"] is not None and head["mean_ood_std_transfer"] is not None
     for f in ("generalization.png", "generalization.svg", "domain_loss.png", "report.html",
               "transfer_conditions.png"):
         assert (repo / "plots" / f).stat().st_size > 1000
@@ -347,6 +347,77 @@ def test_compare_pools_two_real_experiments(repo, tmp_path):
     # lr-high keeps the 2 x 2 grid (4 models per cell), frozen-enc keeps 2 sizes of one frozen part (2)
     assert head["models_per_cell"]["transfer_models_per_cell"] == [6, 6]
     assert (tmp_path / "p/generalization.png").stat().st_size > 1000
+
+
+def test_a_run_and_its_experiments_shared_over_ssh(repo, tmp_path, sshd):
+    """The README's "Share with your lab", against a real sshd: the lab pushes its run (git to a bare repo, every
+    output to the SSH remote) and an experiment (`dvc exp push`). A colleague clones and pulls: nothing to rerun;
+    the experiment shows in `dvc exp show` with its metrics and `hrtem-ood compare` pools it; a pulled model
+    segments a micrograph (`hrtem-ood predict`) with no training."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    origin, storage = tmp_path / "origin.git", tmp_path / "storage"
+    storage.mkdir()
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "the run", "--allow-empty")
+    git(repo, "remote", "add", "origin", str(origin))
+    branch = git(repo, "branch", "--show-current").strip()
+    git(repo, "push", "-q", "origin", branch)
+
+    # the README's commands, word for word but for the server, the key and the experiment's name
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"## Share with your lab.*?```bash\n(.*?)```", readme, re.S).group(1)
+    usage = (REPO / "docs/usage.md").read_text()
+    pull = re.search(r"\*\*Pull instead of rerun\.\*\*.*?```bash\n(.*?)```", usage, re.S).group(1)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "HOME": str(sshd.home), "PATH": path}
+
+    def run(script: str, cwd: Path) -> None:
+        for line in script.splitlines():
+            line = line.split("  #")[0].strip()
+            if not line or line.startswith("pip install"):
+                continue
+            for word, value in (("ssh://me@storage.lab.org/data/hrtem-ood", sshd.url(storage)),
+                                ("ssh://colleague@storage.lab.org/data/hrtem-ood", sshd.url(storage)),
+                                ("~/.ssh/id_ed25519", str(sshd.key)), ("my-exp", "lr-high")):
+                line = line.replace(word, value)
+            proc = subprocess.run(["bash", "-c", line], cwd=cwd, capture_output=True, text=True, env=env)
+            assert proc.returncode == 0, f"{line}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+
+    run(block, repo)
+    clone = tmp_path / "colleague"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    run(pull.replace("git clone <the lab's git> && cd hrtem-ood", ""), clone)
+    assert "up to date" in dvc(clone, "status").stdout
+    assert "Running stage" not in dvc(clone, "repro").stdout
+    def named(node, name):  # every record of `dvc exp show --json` with this name and data
+        if isinstance(node, dict):
+            if node.get("name") == name and isinstance(node.get("data"), dict):
+                yield node
+            for v in node.values():
+                yield from named(v, name)
+        elif isinstance(node, list):
+            for v in node:
+                yield from named(v, name)
+
+    mine = list(named(json.loads(dvc(clone, "exp", "show", "--all-commits", "--json").stdout), "lr-high"))
+    assert mine, "lr-high is not in the colleague's dvc exp show"
+    metrics = mine[0]["data"]["metrics"]["metrics/ood.json"]["data"]
+    assert metrics["scorecard_total"] == 6
+    exe = str(Path(sys.executable).with_name("hrtem-ood"))
+    proc = subprocess.run([exe, "compare", "lr-high", "--out-metrics", str(tmp_path / "m"), "--out-plots",
+                           str(tmp_path / "p")], cwd=clone, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "pooled 1 experiments" in proc.stdout, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "m/ood.json").read_text())["experiments"] == ["lr-high"]
+    proc = subprocess.run([exe, "predict", str(clone / "raw/real/images/image_0.png"), "--pixel-size-A", "0.3",
+                           "--domain", "dfm10", "--out", str(tmp_path / "seg")], cwd=clone, capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "seg/image_0_mask.tif").is_file()
 
 
 def _chromium(url: str, out_png: Path) -> str:

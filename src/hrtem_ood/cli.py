@@ -3,7 +3,7 @@
 Pipeline stages (``structures``, ``simulate``, ``image``, ``ingest``, ``examples``, ``pretrain``,
 ``transfer``, ``aggregate``) are handed to their module in :mod:`hrtem_ood.stages`; the other commands
 (``validate``, ``schema``, ``preset``, ``compare``, ``ctf-overlap``, ``vs-study``, ``predict``, ``export``,
-``pixel-size``, ``conditions``, ``recommend``) are parsed
+``pixel-size``, ``conditions``, ``recommend``, ``remote-check``) are parsed
 here. A user error prints one line and exits with status 2; any other exception keeps its traceback.
 """
 
@@ -31,6 +31,7 @@ COMMANDS = {
     "pixel-size": "estimate the pixel size of micrographs from their particles' lattice fringes",
     "conditions": "estimate micrographs' defocus from their Thon rings (--add-domain: a matching domain in params)",
     "recommend": "which of the run's models suits these micrographs: placed by their defocus among the domains",
+    "remote-check": "check a DVC ssh:// remote before pushing: host key against known_hosts, login, writable folder",
 }
 
 
@@ -84,6 +85,8 @@ def _command_parser(cmd: str) -> argparse.ArgumentParser:
                             "metals Pd, Pt, Au and Ag (2.246-2.359 A), reported as a range")
         s.add_argument("--min-ratio", type=float, default=8.0,
                        help="a spot counts when it stands this many times above the radial average (default 8)")
+    elif cmd == "remote-check":
+        s.add_argument("name", nargs="?", default=None, help="the DVC remote (default: the default remote)")
     elif cmd in ("conditions", "recommend"):
         _microscope_arguments(s)
         if cmd == "conditions":
@@ -237,6 +240,11 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
         return
     if cmd == "recommend":
         _recommend(params_path, args)
+        return
+    if cmd == "remote-check":
+        from .remote import check_remote
+
+        print(check_remote(".", args.name))
         return
     if cmd == "conditions":
         found = _conditions(params_path, args)
