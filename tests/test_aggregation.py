@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from hrtem_ood.aggregation import ResultsError, aggregate, headline, plot_tables, read_results
+from hrtem_ood.aggregation import aggregate, headline
+from hrtem_ood.plot_rows import plot_tables
+from hrtem_ood.results_io import ResultsError, read_results
 
 DOMS = ["a", "b", "c"]  # c is excluded from the std
 PRE = ["a", "b"]

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hrtem_ood.aggregation import aggregate_as_params, phenomena, read_results
+from hrtem_ood.aggregation import aggregate_as_params, phenomena
 from hrtem_ood.domains import domain_defocus_nm
 from hrtem_ood.grid import run_job, stage_jobs
 from hrtem_ood.params import load_params
+from hrtem_ood.results_io import read_results
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG = ROOT / "docs/ablations/pretrain-probes.jsonl"

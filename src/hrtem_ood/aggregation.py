@@ -1,6 +1,7 @@
 """Loss matrices, OOD generalization (std across domains) and its shift, from long-form results tables.
 
-Pure numpy + stdlib: runs on any results table in seconds, with neither torch nor abTEM.
+Pure numpy + stdlib: runs on any results table in seconds, with neither torch nor abTEM. Reading the tables and
+the grid's file layout: :mod:`hrtem_ood.results_io`; the DVC plot rows: :mod:`hrtem_ood.plot_rows`.
 
 Definitions (reduce = median or mean over every model of a cell: seeds, runs, conditions):
 - ``P[i, j]``: loss on domain j of the models pretrained on i.
@@ -13,70 +14,13 @@ Definitions (reduce = median or mean over every model of a cell: seeds, runs, co
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from .domains import domain_names, ingested_names
-from .errors import UserError
+from .results_io import ResultsError
 from .units import focus_label
-
-REQUIRED_COLUMNS = ("run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric", "value")
-
-
-class ResultsError(UserError):
-    """A results table is unreadable or lacks what aggregation needs; the message names the file."""
-
-
-def read_results(path: str | Path, text: str | None = None) -> list[dict]:
-    """Rows of a long-form results table (CSV, JSON list of rows, or Parquet), checked.
-
-    ``text``: the table's contents when they do not come from the file system (e.g. a file of a dvc
-    experiment, read with ``dvc.api.read``); ``path`` then only names it and gives the format.
-    """
-    path = Path(path)
-    if text is None and not path.is_file():
-        raise ResultsError(f"{path}: results table not found")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            if text is None:
-                with open(path, newline="") as fh:
-                    rows = list(csv.DictReader(fh))
-            else:
-                rows = list(csv.DictReader(io.StringIO(text)))
-        elif suffix == ".json":
-            data = json.loads(path.read_text() if text is None else text)
-            rows = data["rows"] if isinstance(data, dict) and "rows" in data else data
-        elif suffix in (".parquet", ".pq") and text is None:
-            try:
-                import pyarrow.parquet as pq
-            except ImportError as exc:
-                raise ResultsError(f"{path}: reading Parquet needs pyarrow (pip install pyarrow)") from exc
-            rows = pq.read_table(path).to_pylist()
-        else:
-            raise ResultsError(f"{path}: unsupported results format {suffix!r} (use .csv, .json or .parquet)")
-    except (OSError, json.JSONDecodeError, csv.Error, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path}: cannot read results table: {exc}") from exc
-    if not isinstance(rows, list):
-        raise ResultsError(f"{path}: expected a list of row objects")
-    for k, row in enumerate(rows):
-        missing = [c for c in REQUIRED_COLUMNS if c not in row]
-        if missing:
-            raise ResultsError(f"{path}: row {k} lacks columns {missing}")
-        try:
-            row["value"] = float(row["value"])
-        except (TypeError, ValueError) as exc:
-            raise ResultsError(f"{path}: row {k}: value {row['value']!r} is not a number") from exc
-        if not math.isfinite(row["value"]):
-            raise ResultsError(f"{path}: row {k}: value is not finite")
-    return rows
-
 
 #: How the models of a cell are reduced (``aggregate.reduce``).
 REDUCERS = {"median": np.median, "mean": np.mean}
@@ -231,68 +175,6 @@ def headline(agg: dict, defocus_nm: dict[str, float | None] | None = None) -> di
         "min_ood_shift": min_shift,
         "min_ood_shift_pair": min_pair,
     }
-
-
-def plot_tables(agg: dict, defocus_nm: dict[str, float | None], pairs: list[list[str]],
-                sort_nm: dict[str, float | None] | None = None) -> dict[str, list[dict]]:
-    """Row objects for the DVC plot files. Each domain field (``pretrain``, ``eval``, ``target``) comes with its
-    label in words (``*_label``: ``under 10 nm``, :func:`hrtem_ood.units.focus_label`) and its defocus as
-    ``*_underfocus_nm`` (positive = underfocus, params' sign) where known; ``x_sort``/``y_sort`` rank every axis
-    by ``sort_nm`` (default ``defocus_nm``)."""
-    doms, pres = agg["domains"], agg["pretrain_domains"]
-    sort_nm = defocus_nm if sort_nm is None else sort_nm
-    order = sorted(doms, key=lambda d: (sort_nm.get(d) is None, sort_nm.get(d) or 0.0, d))
-
-    def rank(name):
-        return order.index(name)
-
-    def v(x):
-        return None if np.isnan(x) else round(float(x), 7)
-
-    def dom(key, name):
-        return {key: name, f"{key}_label": focus_label(defocus_nm.get(name), name),
-                f"{key}_underfocus_nm": defocus_nm.get(name)}
-
-    out: dict[str, list[dict]] = {k: [] for k in ("pretrain_loss", "transfer_loss", "ood_std_pretrain",
-                                                  "ood_std_transfer", "ood_shift", "pair_bars")}
-    for i, p in enumerate(pres):
-        base = {**dom("pretrain", p), "y_sort": rank(p)}
-        if not np.isnan(agg["PG"][i]):
-            out["ood_std_pretrain"].append({**base, "stage": "after pretraining", "x_sort": 0,
-                                            "value": v(agg["PG"][i])})
-        for j, d in enumerate(doms):
-            if not np.isnan(agg["P"][i, j]):
-                out["pretrain_loss"].append({**base, **dom("eval", d), "x_sort": rank(d), "value": v(agg["P"][i, j])})
-            tb = {**base, **dom("target", d), "x_sort": rank(d), "diagonal": d == p}
-            for key, mat in (("transfer_loss", agg["T"]), ("ood_std_transfer", agg["TG"]), ("ood_shift", agg["shift"])):
-                if not np.isnan(mat[i, j]):
-                    out[key].append({**tb, "value": v(mat[i, j])})
-    for p, t in pairs:
-        if p not in pres or t not in doms:
-            continue
-        i, ti = pres.index(p), doms.index(t)
-        label = f"{focus_label(defocus_nm.get(p), p)} → {focus_label(defocus_nm.get(t), t)} ({p} → {t})"
-        for k, e in enumerate(doms):
-            for stage, val in (("pretrain", agg["P"][i, k]), ("transfer", agg["A"][i, ti, k])):
-                if not np.isnan(val):
-                    out["pair_bars"].append({"pair": label, "pair_pretrain": p, "pair_target": t, "stage": stage,
-                                             **dom("eval", e), "x_sort": rank(e), "value": v(val)})
-    return out
-
-
-def grid_files(params: dict, root: str | Path, suffix: str) -> dict[str, list[Path]]:
-    """Per stage kind, the files ``<root>/<kind>/<domain><suffix>`` of the current grid: one per pretraining
-    domain, for its pretraining and for its row of transfers (never a glob: stale files of removed domains
-    are ignored)."""
-    root = Path(root)
-    return {kind: [root / kind / f"{d}{suffix}" for d in params["pretrain"]["domains"]]
-            for kind in ("pretrain", "transfer")}
-
-
-def grid_result_files(params: dict, results_dir: str | Path = "metrics/results") -> list[Path]:
-    """The results tables of the current grid."""
-    files = grid_files(params, results_dir, ".csv")
-    return files["pretrain"] + files["transfer"]
 
 
 def simulated_rows(params: dict, rows: list[dict]) -> list[dict]:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .aggregation import ResultsError, aggregate_as_params, grid_files, grid_result_files, read_results
+from .aggregation import aggregate_as_params
 from .domains import domain_defocus_nm, domain_imaging, domain_names
 from .errors import UserError
 from .io import read_json, write_json
+from .results_io import ResultsError, grid_files, grid_result_files, read_results
 
 
 def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float, out: str | Path | None,

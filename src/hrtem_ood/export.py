@@ -21,8 +21,8 @@ from .predict import LoadedModel, PredictError, card_path
 
 def ood_row(card: dict, results_dir: str | Path) -> dict[str, dict[str, float]]:
     """The model's metrics on every evaluated domain ({} when its results table is not there)."""
-    from .aggregation import read_results
     from .grid import run_name
+    from .results_io import read_results
 
     stage = card["stage"]
     table = Path(results_dir) / stage / f"{card['target_domain' if stage == 'labels' else 'pretrain_domain']}.csv"

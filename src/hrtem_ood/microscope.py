@@ -118,8 +118,9 @@ def matched_domain(params: dict, name: str, found: dict, sign: str | None, pretr
 def place_and_recommend(params: dict, results_dir: str | Path, candidates_nm: list[float]) -> dict:
     """The recommendation (:func:`hrtem_ood.recommend.recommend`) for micrographs at ``candidates_nm``, from the
     run's results tables, with the domains' defocus range."""
-    from .aggregation import aggregate_as_params, grid_result_files, read_results
+    from .aggregation import aggregate_as_params
     from .domains import domain_defocus_nm
+    from .results_io import grid_result_files, read_results
 
     files = grid_result_files(params, results_dir)
     missing = [f for f in files if not Path(f).is_file()]

@@ -13,16 +13,15 @@ import numpy as np
 from .aggregation import (
     aggregate,
     aggregate_as_params,
-    grid_files,
     headline,
     ingested_summary,
     phenomena,
-    plot_tables,
     simulated_rows,
 )
 from .conditions import conditions_table, training_seconds, transfer_conditions
 from .domains import domain_defocus_nm, domain_names, ingested_names
 from .io import read_json, write_json
+from .plot_rows import plot_tables
 from .plots import (
     curves_chart,
     domain_loss_chart,
@@ -34,6 +33,7 @@ from .plots import (
     transfer_conditions_chart,
 )
 from .reference import load_study_medians, study_as_aggregate, vs_study_head
+from .results_io import grid_files
 from .units import CONVENTION, focus_label, focus_words
 
 #: How the figures order their defocus axes (``aggregate.figure_sign``): as the study's figures (from underfocus to

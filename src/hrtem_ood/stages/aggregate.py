@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..aggregation import grid_result_files, read_results
 from ..io import read_json
 from ..report import read_curves, write_aggregate, write_curves
+from ..results_io import grid_result_files, read_results
 from . import entry
 
 

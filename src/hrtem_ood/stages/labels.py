@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..aggregation import label_table, read_results
+from ..aggregation import label_table
 from ..datasets import read_h5
 from ..grid import condition_tag, label_jobs, train_and_write, values
 from ..io import write_json
 from ..params import fail, suggest
 from ..plots import labels_chart, render
+from ..results_io import read_results
 from . import TRAINING_ARGUMENTS, entry
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import recommend, thon
-from ..aggregation import aggregate, aggregate_as_params, grid_result_files, read_results
+from ..aggregation import aggregate, aggregate_as_params
 from ..datasets import read_h5
 from ..domains import domain_imaging, domain_names, domain_structures, ingested_names
 from ..ingest import micrograph_files, read_image
 from ..io import write_json
+from ..results_io import grid_result_files, read_results
 from . import entry
 
 #: Train images per simulated domain that calibrate the support-to-particle offset.
