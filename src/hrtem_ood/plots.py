@@ -344,60 +344,6 @@ def render(chart_or_spec, out: str | Path, fmt: str, scale: float = 2.0) -> None
             raise ValueError(f"unknown format {fmt!r}")
 
 
-def report_html(card: list[dict], charts: dict[str, object], head: dict, vs_study: dict, notes: list[str],
-                out: str | Path, examples_png: str | Path | None = None,
-                sections: list[tuple[str, str, object | None]] = (), conclusion: str = "") -> None:
-    """One self-contained offline HTML page, the run's answer: the scorecard of the study's phenomena, the
-    figures (inline SVG), the example images (inline PNG), the rank correlations with the study's
-    matrices and every headline number; then ``sections`` (title, HTML, optional chart). Nothing is loaded
-    from the network."""
-    import base64
-    import html
-
-    import vl_convert as vlc
-
-    def fmt(v):
-        return "n/a" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
-
-    esc = html.escape
-    held = sum(r["held"] for r in card)
-    card_rows = "".join(
-        f"<tr><td>{esc(r['phenomenon'])}</td><td><b>{esc(fmt(r['value']))}</b></td><td>{esc(fmt(r['study']))}</td>"
-        f"<td>{esc(r['threshold'])}</td><td class=\"{'yes' if r['held'] else 'no'}\">"
-        f"{'held' if r['held'] else 'not held'}</td></tr>" for r in card)
-    keys = sorted({k for reading in vs_study.values() for k in reading})
-    vs_rows = "".join(f"<tr><td>{esc(name)}</td>" + "".join(f"<td>{esc(fmt(r.get(k)))}</td>" for k in keys)
-                      + "</tr>" for name, r in vs_study.items())
-    head_rows = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in head.items())
-    parts = [f"<h2>{esc(title)}</h2>\n{vlc.vegalite_to_svg(legible(c).to_dict())}" for title, c in charts.items()]
-    if examples_png is not None and Path(examples_png).is_file():
-        data = base64.b64encode(Path(examples_png).read_bytes()).decode()
-        parts.insert(1, "<h2>Example test image in every domain, and its label</h2>"
-                        f"<img alt=\"examples\" style=\"max-width:100%\" src=\"data:image/png;base64,{data}\">")
-    for title, body, chart in sections:
-        svg = vlc.vegalite_to_svg(legible(chart).to_dict()) if chart else ""
-        parts.append(f"<h2>{esc(title)}</h2>\n{body}{svg}")
-    notes_html = "".join(f"<li>{esc(n)}</li>" for n in notes)
-    doc = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>hrtem-ood report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:2px 8px}}td.yes{{background:#d4f4d4}}td.no{{background:#f8d0d0}}</style>
-</head><body>
-<h1>hrtem-ood: how the defocus of the training data changes OOD generalization</h1>
-<h2 id="scorecard">The study's phenomena: {held} of {len(card)} held</h2>
-<table><tr><th>phenomenon</th><th>this run</th><th>the study</th><th>threshold</th><th></th></tr>{card_rows}</table>
-{conclusion}
-<ul>{notes_html}</ul>
-{''.join(parts)}
-<h2>Rank correlation (Spearman) with the study's published matrices, both readings of its sign</h2>
-<table><tr><th>reading</th>{''.join(f"<th>{esc(k)}</th>" for k in keys)}</tr>{vs_rows}</table>
-<h2>Headline numbers (metrics/ood.json)</h2><table>{head_rows}</table>
-</body></html>
-"""
-    with atomic_path(out) as tmp:
-        tmp.write_text(doc)
-
-
 OFFLINE_TEMPLATE = ".dvc/plots_offline.html"
 
 
