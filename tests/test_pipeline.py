@@ -359,6 +359,8 @@ def test_a_run_and_its_experiments_shared_over_ssh(repo, tmp_path, sshd):
     import subprocess
     import sys
 
+    if "lr-high" not in dvc(repo, "exp", "list", "--name-only").stdout:  # made by the compare test, when it ran
+        dvc(repo, "exp", "run", "-n", "lr-high", "-S", "transfer.lr=0.0003")
     origin, storage = tmp_path / "origin.git", tmp_path / "storage"
     storage.mkdir()
     git(tmp_path, "init", "-q", "--bare", str(origin))
