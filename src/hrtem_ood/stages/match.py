@@ -75,6 +75,57 @@ def _profile(images: list[np.ndarray], pixel_A: float, q_max: float) -> list[tup
     return [(round(float(a), 5), round(float(np.log10(b)), 5)) for a, b in zip(q[band], mean, strict=True)]
 
 
+def _validation(test: dict[str, dict], offset: float) -> dict[str, dict]:
+    """Per simulated domain: the median error of the nearer candidate over its test images, the share of them
+    passing the ring check, and where the set's median estimate places it."""
+    out = {}
+    for dom, v in test.items():
+        err = thon.candidate_error_nm(v["support_nm"], v["particle_nm"], v["sign_known"], offset)
+        summary = thon.summarize(v["fits"])
+        out[dom] = {"defocus_nm": v["defocus_nm"], "n_images": len(err),
+                    "median_abs_error_nm": round(float(np.median(err)), 3),
+                    "share_showing_rings": round(float(np.mean([f.rings_chi2 >= thon.MIN_RINGS_CHI2
+                                                                for f in v["fits"]])), 3),
+                    "support_nm": round(summary["defocus_A"] / 10.0, 3),
+                    "candidates_nm": [round(c, 3) for c in thon.particle_plane_nm(
+                        summary["defocus_A"] / 10.0, summary["sign_known"], offset)]}
+    return out
+
+
+def _leave_one_out(models, domains: list[str], column_nm: np.ndarray, validation: dict[str, dict]) -> dict:
+    """The recommendation left one domain out at the estimated placement, at each kernel width, and at the true
+    defocus."""
+    placed = {d: v["candidates_nm"] for d, v in validation.items()}
+    spacing = recommend.spacing_nm(column_nm)
+    loo = recommend.leave_one_out(models, domains, column_nm, placed)
+    widths = {f"{w:g}": recommend.leave_one_out(models, domains, column_nm, placed, w * spacing)
+              ["summary"]["recommended"] for w in WIDTHS}
+    oracle = recommend.leave_one_out(models, domains, column_nm,
+                                     {d: [v["defocus_nm"]] for d, v in validation.items()})["summary"]["recommended"]
+    return dict(loo["summary"], rows=loo["rows"], kernel_width_nm=spacing, by_width_in_spacings=widths,
+                true_defocus_placement=oracle)
+
+
+def _ingested(params: dict, dataset: str, found: dict, offset: float, models, column_nm: np.ndarray,
+              scores: dict, assumed: dict) -> dict:
+    """An ingested dataset's estimate, its recommendation, and the measured Dice of the recommended model against
+    the best zero-shot one."""
+    s = found["summary"]
+    support_nm = s["defocus_A"] / 10.0
+    rec = recommend.recommend(models, column_nm, thon.particle_plane_nm(support_nm, s["sign_known"], offset))
+    measured = {"recommended": _measured(scores, rec["pretrain"], rec["target"], dataset)}
+    zero_shot = {p: _measured(scores, p, None, dataset) for p in params["pretrain"]["domains"]}
+    best = max(zero_shot, key=lambda p: zero_shot[p]["dice"])
+    measured["best_zero_shot"] = dict(zero_shot[best], model=f"pretrained on {best}")
+    return {"micrographs": {n: {"support_defocus_nm": round(f.defocus_A / 10.0, 2),
+                                "rings_chi2": round(f.rings_chi2, 1)} for n, f in found["fits"].items()},
+            "support_defocus_nm": round(support_nm, 2), "uncertainty_nm": round(s["uncertainty_A"] / 10.0, 2),
+            "sd_nm": round(s["sd_A"] / 10.0, 2), "sign_known": s["sign_known"],
+            "n_micrographs_with_rings": s["n_micrographs"], "recommendation": rec, "measured": measured,
+            "assumed": {"energy_keV": assumed["energy_eV"] / 1e3, "Cs_mm": assumed["Cs_mm"],
+                        "support_thickness_nm": assumed["thickness_A"] / 10.0}}
+
+
 def match(params: dict, args) -> None:
     domains_dir = Path(args.domains_dir)
     calibration = _simulated(params, domains_dir, "train", CALIBRATION_IMAGES)
@@ -82,33 +133,16 @@ def match(params: dict, args) -> None:
     offset = thon.calibrate_offset_nm(np.concatenate([v["support_nm"] for v in calibration.values()]),
                                       np.concatenate([v["particle_nm"] for v in calibration.values()]), sign_known)
     test = _simulated(params, domains_dir, "test", None)
-    validation = {}
-    for dom, v in test.items():
-        err = thon.candidate_error_nm(v["support_nm"], v["particle_nm"], v["sign_known"], offset)
-        summary = thon.summarize(v["fits"])
-        validation[dom] = {"defocus_nm": v["defocus_nm"], "n_images": len(err),
-                           "median_abs_error_nm": round(float(np.median(err)), 3),
-                           "share_showing_rings": round(float(np.mean([f.rings_chi2 >= thon.MIN_RINGS_CHI2
-                                                                       for f in v["fits"]])), 3),
-                           "support_nm": round(summary["defocus_A"] / 10.0, 3),
-                           "candidates_nm": [round(c, 3) for c in thon.particle_plane_nm(
-                               summary["defocus_A"] / 10.0, summary["sign_known"], offset)]}
+    validation = _validation(test, offset)
     far = [v["median_abs_error_nm"] for v in validation.values() if abs(v["defocus_nm"]) >= 5]
     rows = [r for f in grid_result_files(params, args.results_dir) for r in read_results(f)]
     sim = aggregate_as_params(params, rows, simulated_only=True)
     column_nm = np.array([test[d]["defocus_nm"] for d in sim["domains"]])
     models = recommend.models_of(sim)
-    placed = {d: v["candidates_nm"] for d, v in validation.items()}
-    spacing = recommend.spacing_nm(column_nm)
-    loo = recommend.leave_one_out(models, sim["domains"], column_nm, placed)
-    widths = {f"{w:g}": recommend.leave_one_out(models, sim["domains"], column_nm, placed, w * spacing)
-              ["summary"]["recommended"] for w in WIDTHS}
-    oracle = recommend.leave_one_out(models, sim["domains"], column_nm,
-                                     {d: [v["defocus_nm"]] for d, v in validation.items()})["summary"]["recommended"]
     ac = params["aggregate"]
     scores = {m: aggregate(rows, domain_names(params), params["pretrain"]["domains"], metric=m, reduce=ac["reduce"],
                            filters=ac["filters"]) for m in ("paper_loss", "dice")}
-    sim_cfg = {"energy_eV": float(params["simulate"]["energy_keV"]) * 1e3, "Cs_mm": float(params["imaging"]["Cs_mm"]),
+    assumed = {"energy_eV": float(params["simulate"]["energy_keV"]) * 1e3, "Cs_mm": float(params["imaging"]["Cs_mm"]),
                "thickness_A": float(np.mean(params["structures"]["carbon"]["thickness_A"]))}
     spectra = [{"source": d, "kind": "simulated", "q_per_A": q, "log10_power": p}
                for d in params["domains"]
@@ -118,25 +152,11 @@ def match(params: dict, args) -> None:
     for dataset in ingested_names(params):
         micrographs = _test_micrographs(params, dataset, domains_dir)
         try:
-            found = thon.estimate_set(micrographs, max_defocus_A=MAX_DEFOCUS_A, **sim_cfg)
+            found = thon.estimate_set(micrographs, max_defocus_A=MAX_DEFOCUS_A, **assumed)
         except thon.ThonError as exc:  # recorded, not fatal: the other datasets and the validation still hold
             ingested[dataset] = {"error": str(exc)}
             continue
-        s = found["summary"]
-        support_nm = s["defocus_A"] / 10.0
-        rec = recommend.recommend(models, column_nm, thon.particle_plane_nm(support_nm, s["sign_known"], offset))
-        measured = {"recommended": _measured(scores, rec["pretrain"], rec["target"], dataset)}
-        zero_shot = {p: _measured(scores, p, None, dataset) for p in params["pretrain"]["domains"]}
-        best = max(zero_shot, key=lambda p: zero_shot[p]["dice"])
-        measured["best_zero_shot"] = dict(zero_shot[best], model=f"pretrained on {best}")
-        ingested[dataset] = {
-            "micrographs": {n: {"support_defocus_nm": round(f.defocus_A / 10.0, 2),
-                                "rings_chi2": round(f.rings_chi2, 1)} for n, f in found["fits"].items()},
-            "support_defocus_nm": round(support_nm, 2), "uncertainty_nm": round(s["uncertainty_A"] / 10.0, 2),
-            "sd_nm": round(s["sd_A"] / 10.0, 2), "sign_known": s["sign_known"],
-            "n_micrographs_with_rings": s["n_micrographs"], "recommendation": rec, "measured": measured,
-            "assumed": {"energy_keV": sim_cfg["energy_eV"] / 1e3, "Cs_mm": sim_cfg["Cs_mm"],
-                        "support_thickness_nm": sim_cfg["thickness_A"] / 10.0}}
+        ingested[dataset] = _ingested(params, dataset, found, offset, models, column_nm, scores, assumed)
         pixel = micrographs[0][2]
         spectra += [{"source": dataset, "kind": "ingested", "q_per_A": q, "log10_power": p}
                     for q, p in _profile([m[1] for m in micrographs], pixel, min(args.q_max, 0.8 / (2 * pixel)))]
@@ -144,8 +164,7 @@ def match(params: dict, args) -> None:
                                  "plane, particle plane = the domains' calibrated zero",
            "calibration": {"offset_nm": offset, "split": "train", "images_per_domain": CALIBRATION_IMAGES},
            "validation": {"per_domain": validation, "max_median_abs_error_nm_at_5nm_or_more": max(far)},
-           "leave_one_out": dict(loo["summary"], rows=loo["rows"], kernel_width_nm=spacing,
-                                 by_width_in_spacings=widths, true_defocus_placement=oracle),
+           "leave_one_out": _leave_one_out(models, sim["domains"], column_nm, validation),
            "ingested": ingested}
     write_json(args.out, out)
     write_json(args.plot, spectra)
