@@ -33,6 +33,8 @@ from .errors import UserError
 #: spectra whose background spans decades, as real micrographs' do (docs/matching.md).
 BACKGROUND_DEGREE = 6
 ENVELOPE_DEGREE = 2
+#: The model's linear coefficients (both polynomials); the fit adds the defocus.
+_N_LINEAR = BACKGROUND_DEGREE + ENVELOPE_DEGREE + 2
 #: Trial defoci are spaced so that 2 chi changes by at most this much (rad) at the highest fitted frequency.
 PHASE_STEP_RAD = 0.25
 #: Periods longer than 15 A (frequencies below 1/15 1/A) hold the shapes of particles and of the support's
@@ -129,7 +131,7 @@ def fit_defocus(q: np.ndarray, power: np.ndarray, counts: np.ndarray, *, energy_
     from scipy.optimize import minimize_scalar
 
     keep = (q >= q_min_per_A) & (q <= q_max_per_A)
-    if keep.sum() < 2 * (BACKGROUND_DEGREE + ENVELOPE_DEGREE + 3):
+    if keep.sum() < 2 * (_N_LINEAR + 1):
         raise ThonError(f"only {int(keep.sum())} frequency rings between {q_min_per_A:g} and {q_max_per_A:g} 1/A; "
                         "the micrograph is too small for this range")
     dq = float(q[1] - q[0])
@@ -154,7 +156,7 @@ def fit_defocus(q: np.ndarray, power: np.ndarray, counts: np.ndarray, *, energy_
                           options={"xatol": 1e-3 * step})
     defocus = float(res.x) if res.fun < rss[best] else float(grid[best])
     rss_min = min(float(res.fun), float(rss[best]))
-    noise = rss_min / max(len(q) - (BACKGROUND_DEGREE + ENVELOPE_DEGREE + 3), 1)
+    noise = rss_min / max(len(q) - (_N_LINEAR + 1), 1)
     within = grid[rss <= rss_min + noise]
     near = within[np.abs(within - defocus) <= 10 * step + 0.05 * abs(defocus)]  # the minimum's own basin
     interval = (float(min(near.min(), defocus)), float(max(near.max(), defocus))) if near.size else (defocus, defocus)
@@ -162,12 +164,10 @@ def fit_defocus(q: np.ndarray, power: np.ndarray, counts: np.ndarray, *, energy_
     # and the log of the median of n exponential (speckle) powers has a standard deviation of about
     # 1 / (ln 2 sqrt(n)): the chi-square the rings at the fitted defocus gain over the background alone.
     noise_weight = np.log(2.0) * np.sqrt(np.maximum(n, 1.0))
-    ring_columns = _design(defocus, q, lam, Cs_A, thickness_A, dq)[:, :ENVELOPE_DEGREE + 1]
     log_y = np.log(np.maximum(y, 1e-300))
-    background = _background(q)
-    rings_rss = _lstsq_rss(np.concatenate([ring_columns, background], axis=1), log_y, noise_weight)
-    misfit = max(1.0, rings_rss / max(len(q) - (BACKGROUND_DEGREE + ENVELOPE_DEGREE + 2), 1))
-    gain = (_lstsq_rss(background, log_y, noise_weight) - rings_rss) / misfit
+    rings_rss = _lstsq_rss(_design(defocus, q, lam, Cs_A, thickness_A, dq), log_y, noise_weight)
+    misfit = max(1.0, rings_rss / max(len(q) - _N_LINEAR, 1))
+    gain = (_lstsq_rss(_background(q), log_y, noise_weight) - rings_rss) / misfit
     return Fit(defocus, sign_known, interval, float(gain), (float(q_min_per_A), float(q_max_per_A)))
 
 

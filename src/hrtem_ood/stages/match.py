@@ -34,7 +34,8 @@ def _fits(images: np.ndarray, pixel_A: float, cfg: dict) -> list[thon.Fit]:
 
 
 def _simulated(params: dict, domains_dir: Path, split: str, n: int | None) -> dict[str, dict]:
-    """Per simulated domain: its support-plane fits and true particle-plane defoci (nm) of ``split``."""
+    """Per simulated domain: the images of ``split`` (the first ``n``), their support-plane fits and true
+    particle-plane defoci (nm)."""
     out = {}
     for dom in params["domains"]:
         data, attrs = read_h5(domains_dir / dom / f"{split}.h5", ("images", "defocus_A", "zero_defocus_A"))
@@ -43,8 +44,9 @@ def _simulated(params: dict, domains_dir: Path, split: str, n: int | None) -> di
         cfg = {"energy_eV": float(attrs["energy_eV"]), "Cs_mm": float(img["Cs_mm"]),
                "thickness_A": float(np.mean(carbon))}
         take = slice(None) if n is None else slice(0, n)
-        fits = _fits(data["images"][take], float(attrs["sampling_A"]), cfg)
-        out[dom] = {"fits": fits, "support_nm": np.array([f.defocus_A for f in fits]) / 10.0,
+        images = data["images"][take]
+        fits = _fits(images, float(attrs["sampling_A"]), cfg)
+        out[dom] = {"images": images, "fits": fits, "support_nm": np.array([f.defocus_A for f in fits]) / 10.0,
                     "particle_nm": (data["defocus_A"][take] - data["zero_defocus_A"][take]) / 10.0,
                     "sign_known": all(f.sign_known for f in fits), "defocus_nm": float(img["defocus_nm"])}
     return out
@@ -146,8 +148,7 @@ def match(params: dict, args) -> None:
                "thickness_A": float(np.mean(params["structures"]["carbon"]["thickness_A"]))}
     spectra = [{"source": d, "kind": "simulated", "q_per_A": q, "log10_power": p}
                for d in params["domains"]
-               for q, p in _profile(read_h5(domains_dir / d / "test.h5", ("images",))[0]["images"],
-                                    params["simulate"]["output_sampling_A"], args.q_max)]
+               for q, p in _profile(test[d]["images"], params["simulate"]["output_sampling_A"], args.q_max)]
     ingested = {}
     for dataset in ingested_names(params):
         micrographs = _test_micrographs(params, dataset, domains_dir)
