@@ -25,12 +25,12 @@ CHILD = """
 import hashlib, json, resource, sys, time
 sys.path.insert(0, {bench!r})
 from simulation_cost import scene_tasks
-from hrtem_ood.params import load_params
+from hrtem_ood.params import load_params, validate
 from hrtem_ood.parallel import keep_freed_memory
 from hrtem_ood.simulation import simulate_scene
 if {keep}:
     assert keep_freed_memory()
-tasks = scene_tasks(load_params({params!r}), {n})
+tasks = scene_tasks(validate(load_params({params!r})), {n})
 digest = hashlib.sha256()
 simulate_scene(tasks[0])  # warm-up: abTEM's JIT and first allocations
 r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()

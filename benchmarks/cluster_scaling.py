@@ -21,7 +21,7 @@ import numpy as np
 from hrtem_ood import grid
 from hrtem_ood.cluster import local_cluster
 from hrtem_ood.datasets import write_h5
-from hrtem_ood.params import load_params
+from hrtem_ood.params import load_params, validate
 
 
 def synthetic_domains(root: Path, names, n_train=16, size=256, seed=0) -> None:
@@ -46,12 +46,16 @@ def main(params_path="params.yaml"):
     p["pretrain"].update(lr=1e-3, epochs=2, n_images=None)
     p["transfer"].update(lr=1e-4, epochs=2, n_images=[8, 16], freeze=["none", "encoder"])
     p["domains"] = {"a": {"defocus_nm": -10}, "b": {"defocus_nm": 10}}
+    p["pretrain"]["domains"] = ["a"]
+    p["aggregate"].update(pairs=[["a", "b"]], exclude_from_std=[])
+    p["ingest"]["datasets"], p["labels"]["datasets"] = {}, []
+    p = validate(p)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         synthetic_domains(tmp / "domains", ["a", "b"])
         os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
         grid.train_and_write(grid.stage_jobs(p, "pretrain", "a", tmp / "domains"), tmp / "pre", tmp / "pre.csv",
-                             tmp / "pre.json")
+                             tmp / "pre.json", tmp / "pre-timing.csv")
         jobs = grid.stage_jobs(p, "transfer", "a", tmp / "domains", targets=["b"], init_dir=tmp / "pre" / "a")
         walls = {}
         for n in (1, 2):
@@ -59,7 +63,8 @@ def main(params_path="params.yaml"):
                 os.environ["DASK_SCHEDULER_ADDRESS"] = address
                 for run in ("cold", "warm"):
                     t0 = time.perf_counter()
-                    grid.train_and_write(jobs, tmp / f"m{n}{run}", tmp / f"r{n}{run}.csv", tmp / f"c{n}{run}.json")
+                    grid.train_and_write(jobs, tmp / f"m{n}{run}", tmp / f"r{n}{run}.csv", tmp / f"c{n}{run}.json",
+                                         tmp / f"t{n}{run}.csv")
                     walls[(n, run)] = time.perf_counter() - t0
                 del os.environ["DASK_SCHEDULER_ADDRESS"]
     print(f"one transfer stage: {len(jobs)} models (2 frozen parts x 2 sizes x 2 seeds), 1 thread each, "

@@ -21,8 +21,9 @@ PY
   out="$tmp/$amp"
   /usr/bin/time -f "pretrain (every domain) amp=$amp: %e s wall" hrtem-ood --params "$tmp/params-$amp.yaml" \
     pretrain --domains-dir data/domains --models-out "$out/pretrain" --results-out "$out/pretrain" \
-    --curves-out "$out/pretrain-curves"
+    --curves-out "$out/pretrain-curves" --timing-out "$out/pretrain-timing"
   /usr/bin/time -f "transfer@dfm10 (10 targets) amp=$amp: %e s wall" hrtem-ood --params "$tmp/params-$amp.yaml" \
     transfer --pretrain dfm10 --domains-dir data/domains --init "$out/pretrain/dfm10" --models-out "$out/transfer" \
-    --results-out "$out/transfer.csv" --curves-out "$out/transfer.json"
+    --results-out "$out/transfer.csv" --curves-out "$out/transfer.json" \
+    --timing-out "$out/transfer-timing.csv"
 done

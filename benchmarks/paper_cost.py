@@ -25,25 +25,25 @@ FORWARD = 1 / 3
 
 def work(p: dict) -> dict:
     """Models, tasks and 512^2-crop training equivalents of every model of the preset's grid."""
-    s, tr = p["structures"], p["train"]
-    image_px = round(s["field_A"] / p["simulate"]["output_sampling_A"])
+    s, tr = p.structures, p.train
+    image_px = round(s.field_A / p.simulate.output_sampling_A)
     area = (image_px / 512) ** 2  # one whole image, in 512^2 crops
-    crop_area = (tr["crop_px"] / 512) ** 2
-    n_eval = len(domain_names(p)) * s["n_test"] * area * FORWARD
+    crop_area = (tr.crop_px / 512) ** 2
+    n_eval = len(domain_names(p)) * s.n_test * area * FORWARD
 
     def per_model(n_images, epochs):
-        return epochs * (n_images * tr["crops_per_image"] * crop_area + s["n_val"] * area * FORWARD) + n_eval
+        return epochs * (n_images * tr.crops_per_image * crop_area + s.n_val * area * FORWARD) + n_eval
 
-    pre = p["pretrain"]
-    n_pre_models = len(pre["domains"]) * grid.models_per_stage(p, "pretrain")
-    pre_work = n_pre_models * per_model(pre["n_images"] or s["n_train"], pre["epochs"])
+    pre = p.pretrain
+    n_pre_models = len(pre.domains) * grid.models_per_stage(p, "pretrain")
+    pre_work = n_pre_models * per_model(pre.n_images or s.n_train, pre.epochs)
     tr_work, n_tr_models, per_stage = 0.0, 0, {}
-    for d in pre["domains"]:
+    for d in pre.domains:
         targets = grid.transfer_targets(p, d)
-        jobs = [c for c in grid.conditions(p, "transfer") for _ in tr["seeds"] for _ in targets]
+        jobs = [c for c in grid.conditions(p, "transfer") for _ in tr.seeds for _ in targets]
         per_stage[d] = len(jobs)
         n_tr_models += len(jobs)
-        tr_work += sum(per_model(c["n_transfer"], p["transfer"]["epochs"]) for c in jobs)
+        tr_work += sum(per_model(c["n_transfer"], p.transfer.epochs) for c in jobs)
     return {"pretrain_models": n_pre_models, "transfer_models": n_tr_models,
             "models_per_cell": grid.models_per_stage(p, "transfer"), "tasks_per_transfer_stage": per_stage,
             "tasks_per_pretrain_stage": grid.models_per_stage(p, "pretrain"),
@@ -59,16 +59,16 @@ def measure_cpu(p: dict, steps: int = 3, batch: int = 4) -> float:
     from hrtem_ood.model import build_model
     from hrtem_ood.training import choose_numerics, set_threads
 
-    tc = p["train"]
+    tc = p.train
     set_threads(2)
     num = choose_numerics(tc, torch.device("cpu"))
     fmt = num.memory_format
-    model = build_model(p["model"], 0).to(memory_format=fmt)
+    model = build_model(p.model, 0).to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    x = torch.randn(batch, 1, tc["crop_px"], tc["crop_px"]).contiguous(memory_format=fmt)
-    y = torch.randint(0, 2, (batch, tc["crop_px"], tc["crop_px"]))
+    x = torch.randn(batch, 1, tc.crop_px, tc.crop_px).contiguous(memory_format=fmt)
+    y = torch.randint(0, 2, (batch, tc.crop_px, tc.crop_px))
     amp = num.bf16
-    loss_fn = training_loss(tc["loss"])
+    loss_fn = training_loss(tc.loss)
     for k in range(steps + 1):
         if k == 1:
             t0 = time.perf_counter()

@@ -39,14 +39,14 @@ def _with_workers(n: int, func, *args):
             os.environ["HRTEM_OOD_WORKERS"] = old
 
 
-def simulation(params: dict, n_scenes: int = 4) -> None:
+def simulation(params, n_scenes: int = 4) -> None:
     from simulation_cost import scene_tasks  # benchmarks/ is on sys.path when run as a script
 
     from hrtem_ood.ctf import configure_abtem
     from hrtem_ood.parallel import map_ordered
     from hrtem_ood.simulation import simulate_scene
 
-    configure_abtem(params["simulate"]["fft"])
+    configure_abtem(params.simulate.fft)
     tasks = scene_tasks(params, n_scenes)
     simulate_scene(tasks[0])  # warm-up: abTEM import and numba JIT in this process
     first, t1 = _with_workers(1, map_ordered, simulate_scene, tasks, "1 worker")
@@ -69,12 +69,12 @@ def _train(job):
     return res.images_seen
 
 
-def training(params: dict, epochs: int = 4) -> None:
+def training(params, epochs: int = 4) -> None:
     import torch
 
     from hrtem_ood.parallel import map_ordered
 
-    jobs = [{"model": params["model"], "train": params["train"], "epochs": epochs, "seed": s} for s in (0, 1)]
+    jobs = [{"model": params.model, "train": params.train, "epochs": epochs, "seed": s} for s in (0, 1)]
     _train({**jobs[0], "threads": 1, "epochs": 1})  # warm-up
     rates = {}
     for threads in (1, 2):
@@ -83,10 +83,10 @@ def training(params: dict, epochs: int = 4) -> None:
         rates[f"1 worker, {threads} torch thread(s), seeds one after another"] = n / (time.perf_counter() - t0)
     n, dt = _with_workers(2, map_ordered, _train, [{**j, "threads": 1} for j in jobs], "2 workers")
     rates["2 workers (local dask cluster), 1 torch thread each, seeds concurrently"] = sum(n) / dt
-    torch.set_num_threads(params["train"]["threads"])
+    torch.set_num_threads(params.train.threads)
     base = next(iter(rates.values()))
-    print(f"training, 2 models x {epochs} epochs, crop {params['train']['crop_px']} px, batch "
-          f"{params['train']['batch_size']}:")
+    print(f"training, 2 models x {epochs} epochs, crop {params.train.crop_px} px, batch "
+          f"{params.train.batch_size}:")
     for name, r in rates.items():
         print(f"  {name}: {r:.1f} crops/s ({r / base:.2f}x)")
 
@@ -131,10 +131,10 @@ def report_domains(walls: dict[int, float]) -> None:
 
 
 def main():
-    from hrtem_ood.params import load_params
+    from hrtem_ood.params import load_params, validate
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    params = load_params(args[0] if args else REPO / "params.yaml")
+    params = validate(load_params(args[0] if args else REPO / "params.yaml"))
     simulation(params)
     training(copy.deepcopy(params))
     if "--skip-domains" not in sys.argv:

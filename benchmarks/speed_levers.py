@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from simulation_cost import scene_tasks  # noqa: E402
 from training_speed import bare_loop  # noqa: E402
 
-from hrtem_ood.params import load_params  # noqa: E402
+from hrtem_ood.params import load_params, validate  # noqa: E402
 
 EPOCHS, N_IMAGES = 2, 32  # the short models of section 3: 2 epochs of 32 images x crops_per_image crops
 
@@ -53,7 +53,7 @@ def _scene_seconds(args) -> float:
     return (time.perf_counter() - t0) / (len(tasks) - 1)
 
 
-def multislice(params: dict) -> None:
+def multislice(params) -> None:
     print("\n1. multislice per default scene (full scene, particles alone, calibration; warm, one process)")
     tasks = scene_tasks(params, 4)
     ctx = multiprocessing.get_context("spawn")
@@ -85,13 +85,13 @@ def _layout_rate(args) -> float:
 
     set_threads(threads)
     images, masks = _data(16)
-    bf16 = bool(params["train"]["amp"]) and bf16_supported(torch.device("cpu"))
+    bf16 = params.train.amp and bf16_supported(torch.device("cpu"))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    bare_loop(build_model(params["model"], 0), images[:2], masks[:2], params["train"], 1e-3, 1, 0, bf16, fmt)
-    return bare_loop(build_model(params["model"], 0), images, masks, params["train"], 1e-3, 2, 0, bf16, fmt)
+    bare_loop(build_model(params.model, 0), images[:2], masks[:2], params.train, 1e-3, 1, 0, bf16, fmt)
+    return bare_loop(build_model(params.model, 0), images, masks, params.train, 1e-3, 2, 0, bf16, fmt)
 
 
-def layout(params: dict) -> None:
+def layout(params) -> None:
     import torch
 
     from hrtem_ood.training import choose_numerics
@@ -100,7 +100,7 @@ def layout(params: dict) -> None:
           "CPU; after: the rule")
     ctx = multiprocessing.get_context("spawn")
     for threads in (1, 2):
-        num = choose_numerics(params["train"], torch.device("cpu"), threads)
+        num = choose_numerics(params.train, torch.device("cpu"), threads)
         rate = {True: 0.0, False: 0.0}
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
             for _ in range(3):
@@ -118,29 +118,29 @@ def _model(args) -> float:
 
     set_threads(threads)
     images, masks = _data(N_IMAGES)
-    cfg = dict(params["train"], memory_format=memory_format)
+    cfg = params.train.model_copy(update={"memory_format": memory_format})
     t0 = time.perf_counter()
-    train(build_model(params["model"], 0), images, masks, images[:5], masks[:5], cfg, 1e-3, EPOCHS, seed=0)
+    train(build_model(params.model, 0), images, masks, images[:5], masks[:5], cfg, 1e-3, EPOCHS, seed=0)
     return time.perf_counter() - t0
 
 
-def schedule(params: dict) -> None:
+def schedule(params) -> None:
     from hrtem_ood.grid import model_threads, side_by_side
 
     n = 5
-    k, threads = side_by_side(params["train"], n), model_threads(params["train"], n)
+    k, threads = side_by_side(params.train, n), model_threads(params.train, n)
     print(f"\n3. the pretraining stage's {n} models ({EPOCHS} epochs of {N_IMAGES} images each; project loop)")
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(k, mp_context=ctx) as pool:
         list(pool.map(_model, [(1, "auto", params)] * k))  # warm every worker
         t0 = time.perf_counter()
         for _ in range(n):
-            list(pool.map(_model, [(int(params["train"]["threads"]), "channels_last", params)]))
+            list(pool.map(_model, [(params.train.threads, "channels_last", params)]))
         before = time.perf_counter() - t0
         t0 = time.perf_counter()
         list(pool.map(_model, [(threads, "auto", params)] * n))
         after = time.perf_counter() - t0
-    print(f"  before: one after another on {params['train']['threads']} threads, bf16 + channels_last: {before:6.1f} s")
+    print(f"  before: one after another on {params.train.threads} threads, bf16 + channels_last: {before:6.1f} s")
     print(f"  after: {k} side by side on {threads} thread(s) each, auto layout: {after:6.1f} s  {before / after:4.2f}x")
 
 
@@ -153,10 +153,10 @@ def _compiled_rate(args) -> tuple[float, float, float]:
     from hrtem_ood.training import choose_numerics, set_threads
 
     set_threads(1)
-    num = choose_numerics(params["train"], torch.device("cpu"), 1)
+    num = choose_numerics(params.train, torch.device("cpu"), 1)
     images, masks = _data(16)
-    eager = _rate_of(build_model(params["model"], 0), images, masks, params, num)
-    model = build_model(params["model"], 0)
+    eager = _rate_of(build_model(params.model, 0), images, masks, params, num)
+    model = build_model(params.model, 0)
     compiled = torch.compile(model)
     t0 = time.perf_counter()
     _rate_of(compiled, images, masks, params, num, epochs=1)  # compiles for the batches measured below
@@ -165,7 +165,7 @@ def _compiled_rate(args) -> tuple[float, float, float]:
 
 
 def _rate_of(model, images, masks, params, num, epochs: int = 2) -> float:
-    return bare_loop(model, images, masks, params["train"], 1e-3, epochs, 0, num.bf16, num.memory_format)
+    return bare_loop(model, images, masks, params.train, 1e-3, epochs, 0, num.bf16, num.memory_format)
 
 
 def _loop_shares(args) -> tuple[float, float, float, float]:
@@ -179,44 +179,44 @@ def _loop_shares(args) -> tuple[float, float, float, float]:
     from hrtem_ood.training import CropBatches, choose_numerics, set_threads, train
 
     set_threads(1)
-    images, masks = _data(params["structures"]["n_train"])
-    cfg = params["train"]
+    images, masks = _data(params.structures.n_train)
+    cfg = params.train
 
     def ours(n_val: int) -> float:
         t0 = time.perf_counter()
-        res = train(build_model(params["model"], 0), images, masks, images[:n_val], masks[:n_val], cfg, 1e-3, 3, 0,
+        res = train(build_model(params.model, 0), images, masks, images[:n_val], masks[:n_val], cfg, 1e-3, 3, 0,
                     device=torch.device("cpu"))
         return res.images_seen / (time.perf_counter() - t0)
 
     ours(1)  # warm-up: the first model of a process pays oneDNN's first calls
-    with_val = max(ours(params["structures"]["n_val"]) for _ in range(2))
+    with_val = max(ours(params.structures.n_val) for _ in range(2))
     no_val = max(ours(1) for _ in range(2))
-    batches = CropBatches(images, masks, cfg["crop_px"], cfg["crops_per_image"], cfg["batch_size"], cfg["augment"],
+    batches = CropBatches(images, masks, cfg.crop_px, cfg.crops_per_image, cfg.batch_size, cfg.augment,
                           np.random.default_rng(0))
     t0 = time.perf_counter()
     n = sum(len(x) for x, _ in batches.epoch())
     sampling = (time.perf_counter() - t0) / n
     fmt = choose_numerics(cfg, torch.device("cpu"), 1).memory_format
-    model = build_model(params["model"], 0).to(memory_format=fmt)
-    test_x, test_y = _data(len(params["domains"]) * params["structures"]["n_test"])
+    model = build_model(params.model, 0).to(memory_format=fmt)
+    test_x, test_y = _data(len(params.domains) * params.structures.n_test)
     t0 = time.perf_counter()
     evaluate(model, test_x, test_y, torch.device("cpu"), memory_format=fmt)
     return with_val, no_val, sampling * with_val, time.perf_counter() - t0
 
 
-def other_levers(params: dict) -> None:
+def other_levers(params) -> None:
     ctx = multiprocessing.get_context("spawn")
     print("\n4. levers measured, not adopted (1 thread, the rule's layout)")
     with ProcessPoolExecutor(1, mp_context=ctx) as pool:
         with_val, no_val, sampler_share, eval_s = list(pool.map(_loop_shares, [(params,)]))[0]
-    print(f"  per-epoch validation ({params['structures']['n_val']} whole images): {with_val:.1f} crops/s with, "
+    print(f"  per-epoch validation ({params.structures.n_val} whole images): {with_val:.1f} crops/s with, "
           f"{no_val:.1f} with 1 image: it costs {no_val / with_val - 1:+.1%}")
     print(f"  data loading (random crops + dihedral transforms): {sampler_share:.1%} of the training time")
-    tc = params["transfer"]
-    n_images = tc["n_images"][0] if isinstance(tc["n_images"], list) else tc["n_images"]
-    crops = tc["epochs"] * n_images * params["train"]["crops_per_image"]
-    print(f"  final evaluation on every domain's test split ({len(params['domains'])} x "
-          f"{params['structures']['n_test']} images, float32): {eval_s:.1f} s per model, against "
+    tc = params.transfer
+    n_images = tc.n_images[0] if isinstance(tc.n_images, list) else tc.n_images
+    crops = tc.epochs * n_images * params.train.crops_per_image
+    print(f"  final evaluation on every domain's test split ({len(params.domains)} x "
+          f"{params.structures.n_test} images, float32): {eval_s:.1f} s per model, against "
           f"{crops / with_val:.1f} s of a transfer model's training ({crops} crops)")
     try:
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
@@ -228,7 +228,7 @@ def other_levers(params: dict) -> None:
 
 
 def main():
-    params = load_params(sys.argv[1] if len(sys.argv) > 1 else "params.yaml")
+    params = validate(load_params(sys.argv[1] if len(sys.argv) > 1 else "params.yaml"))
     print(f"CPU: {cpu_model()}, {multiprocessing.cpu_count()} cores")
     multislice(params)
     layout(params)

@@ -22,7 +22,7 @@ import torch
 
 from hrtem_ood.evaluation import training_loss
 from hrtem_ood.model import build_model
-from hrtem_ood.params import load_params
+from hrtem_ood.params import load_params, validate
 from hrtem_ood.training import CropBatches, bf16_supported, choose_numerics, set_threads, train
 
 
@@ -31,8 +31,8 @@ def bare_loop(model, images, masks, cfg, lr, epochs, seed, bf16, fmt):
     torch.manual_seed(seed)
     model.to(memory_format=fmt)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = training_loss(cfg["loss"])
-    batches = CropBatches(images, masks, cfg["crop_px"], cfg["crops_per_image"], cfg["batch_size"], cfg["augment"],
+    loss_fn = training_loss(cfg.loss)
+    batches = CropBatches(images, masks, cfg.crop_px, cfg.crops_per_image, cfg.batch_size, cfg.augment,
                           np.random.default_rng(seed))
     model.train()
     n, t0 = 0, time.perf_counter()
@@ -61,17 +61,17 @@ def startup(code: str) -> float:
 
 
 def main():
-    params = load_params(sys.argv[1] if len(sys.argv) > 1 else "params.yaml")
-    cfg, mc = dict(params["train"]), params["model"]
-    set_threads(cfg["threads"])
+    params = validate(load_params(sys.argv[1] if len(sys.argv) > 1 else "params.yaml"))
+    cfg, mc = params.train, params.model
+    set_threads(cfg.threads)
     rng = np.random.default_rng(0)
-    n_train, n_val, size = 32, params["structures"]["n_val"], 256
+    n_train, n_val, size = 32, params.structures.n_val, 256
     images = rng.normal(size=(n_train, size, size)).astype(np.float32)
     masks = (rng.random((n_train, size, size)) > 0.8).astype(np.int64)
     val_x, val_y = images[:n_val], masks[:n_val]
     bf16_ok = bf16_supported(torch.device("cpu"))
-    print(f"crop {cfg['crop_px']} px, batch {cfg['batch_size']}, {torch.get_num_threads()} threads, "
-          f"{n_train} images x {cfg['crops_per_image']} crops per epoch, CPU bf16: {bf16_ok}")
+    print(f"crop {cfg.crop_px} px, batch {cfg.batch_size}, {torch.get_num_threads()} threads, "
+          f"{n_train} images x {cfg.crops_per_image} crops per epoch, CPU bf16: {bf16_ok}")
 
     print("\n1. layouts (bare loop, 2 epochs each, best of 2 interleaved rounds)")
     layouts = [("fp32, contiguous", False, torch.contiguous_format),
@@ -101,27 +101,27 @@ def main():
     print(f"  ours against the float32 contiguous loop before: {ours / base:.2f}x")
 
     print("\n3. a stage's models one after another on all threads vs train.parallel_models side by side")
-    k = max(2, int(cfg.get("parallel_models", 2)))
+    k = max(2, cfg.parallel_models)
     seq = side = 0.0
     for _ in range(2):
         t0 = time.perf_counter()
         for _ in range(k):
-            _models_job((cfg["threads"], images, masks, val_x, val_y, cfg, mc))
-        seq = max(seq, 4 * k * len(images) * cfg["crops_per_image"] / (time.perf_counter() - t0))
-    threads = max(1, cfg["threads"] // k)
+            _models_job((cfg.threads, images, masks, val_x, val_y, cfg, mc))
+        seq = max(seq, 4 * k * len(images) * cfg.crops_per_image / (time.perf_counter() - t0))
+    threads = max(1, cfg.threads // k)
     with ProcessPoolExecutor(k, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_models_job, [(threads, images[:2], masks[:2], val_x[:1], val_y[:1], cfg, mc)] * k))  # warm
         for _ in range(2):
             t0 = time.perf_counter()
             list(pool.map(_models_job, [(threads, images, masks, val_x, val_y, cfg, mc)] * k))
-            side = max(side, 4 * k * len(images) * cfg["crops_per_image"] / (time.perf_counter() - t0))
-    print(f"  {k} models one after another, {cfg['threads']} threads each: {seq:.1f} crops/s")
+            side = max(side, 4 * k * len(images) * cfg.crops_per_image / (time.perf_counter() - t0))
+    print(f"  {k} models one after another, {cfg.threads} threads each: {seq:.1f} crops/s")
     print(f"  {k} models side by side, {threads} thread(s) each: {side:.1f} crops/s ({side / seq:.2f}x)")
 
     print("\n4. fixed cost per model (interpreter + torch + timm + model build, in a fresh process)")
-    n_row = len(params["domains"]) - 1
+    n_row = len(params.domains) - 1
     build = ("import hrtem_ood.stages.transfer, hrtem_ood.model as m, hrtem_ood.params as p;"
-             "c = p.load_params('params.yaml')['model'];"
+             "c = p.validate(p.load_params('params.yaml')).model;"
              "[m.build_model(c, k) for k in range({n})]")
     one = startup(build.format(n=1))
     row = startup(build.format(n=n_row))

@@ -64,10 +64,12 @@ def test_cluster_and_local_runs_agree(tmp_path, cluster):
         for dom in params["domains"]:
             _run(d, ["image", "--domain", dom, "--exitwaves", "data/exitwaves", "--out", f"data/domains/{dom}"], None)
         logs[name] = [_run(d, ["pretrain", "--domains-dir", "data/domains", "--models-out", "models/pretrain",
-                               "--results-out", "metrics/results/pretrain", "--curves-out", "curves"], address)]
+                               "--results-out", "metrics/results/pretrain", "--curves-out", "curves",
+                               "--timing-out", "timing"], address)]
         logs[name].append(_run(d, ["transfer", "--pretrain", "dfm10", "--domains-dir", "data/domains", "--init",
                                    "models/pretrain/dfm10", "--models-out", "models/transfer/dfm10", "--results-out",
-                                   "metrics/results/transfer/dfm10.csv", "--curves-out", "tcurves.json"], address))
+                                   "metrics/results/transfer/dfm10.csv", "--curves-out", "tcurves.json",
+                                   "--timing-out", "ttiming.csv"], address))
         dirs[name] = d
     for f in ("data/exitwaves/exitwaves.h5", "data/domains/dfm10/train.h5"):
         assert (dirs["local"] / f).read_bytes() == (dirs["cluster"] / f).read_bytes(), f
@@ -78,6 +80,8 @@ def test_cluster_and_local_runs_agree(tmp_path, cluster):
                 rows[name] = {(r["run"], r["eval_domain"], r["metric"]): float(r["value"]) for r in csv.DictReader(fh)}
         assert rows["local"].keys() == rows["cluster"].keys() and len(rows["local"]) == n_models * 2 * 4
         assert rows["cluster"] == rows["local"]  # the executor changes no byte of a result
+        table = f"metrics/results/{kind}/dfm10.csv"  # and, with no seconds in it, no byte of the table
+        assert (dirs["local"] / table).read_bytes() == (dirs["cluster"] / table).read_bytes()
     for f in ("lrp0.004/seed0.pt", "lrp0.004/seed1.pt"):
         model = f"models/pretrain/dfm10/{f}"
         assert (dirs["local"] / model).read_bytes() == (dirs["cluster"] / model).read_bytes(), model

@@ -78,11 +78,17 @@ def test_report_figures_have_no_signed_defocus_ticks():
 
 def test_montage_titles_in_words(tmp_path, monkeypatch):
     import numpy as np
+    from conftest import tiny_params
 
     from hrtem_ood.datasets import write_h5
+    from hrtem_ood.params import validate
     from hrtem_ood.stages import examples
 
-    params = {"domains": {"dfm5": {}, "dfp10": {}}}
+    raw = tiny_params()
+    raw["domains"] = {"dfm5": {"defocus_nm": -5}, "dfp10": {"defocus_nm": 10}}
+    raw["pretrain"]["domains"] = ["dfm5"]
+    raw["aggregate"].update(exclude_from_std=[], pairs=[])
+    params = validate(raw)
     for name, nm in (("dfm5", -5.0), ("dfp10", 10.0)):
         (tmp_path / name).mkdir()
         write_h5(tmp_path / name / "test.h5", {"images": np.zeros((1, 8, 8), np.float32),

@@ -14,18 +14,19 @@ from hrtem_ood.params import ParamsError, validate
 def test_transfer_grid_is_the_cartesian_product_in_a_fixed_order(params):
     params["pretrain"]["lr"] = [1e-3, 1e-4]
     params["transfer"].update(lr=[1e-4, 1e-5], n_images=[1, 2, 3], freeze=["none", "encoder", "decoder"])
-    conds = grid.conditions(params, "transfer")
+    typed = validate(params)
+    conds = grid.conditions(typed, "transfer")
     assert len(conds) == 2 * 2 * 3 * 3
     assert len({grid.condition_tag(c) for c in conds}) == len(conds)  # every model gets its own file
     assert conds[0] == {"lr_pretrain": 1e-3, "lr_transfer": 1e-4, "n_transfer": 1, "freeze": "none"}
     assert conds[1]["freeze"] == "encoder" and conds[3]["n_transfer"] == 2  # freeze varies fastest
     assert grid.condition_tag(conds[-1]) == "lrp0.0001-lrt1e-05-n3-decoder"
-    assert grid.conditions(params, "pretrain") == [{"lr_pretrain": 1e-3}, {"lr_pretrain": 1e-4}]
-    assert grid.models_per_stage(params, "transfer", n_targets=2) == 36 * 2 * len(params["train"]["seeds"])
+    assert grid.conditions(typed, "pretrain") == [{"lr_pretrain": 1e-3}, {"lr_pretrain": 1e-4}]
+    assert grid.models_per_stage(typed, "transfer", n_targets=2) == 36 * 2 * len(params["train"]["seeds"])
 
 
 def test_one_value_is_a_grid_of_one(params):
-    assert grid.conditions(params, "transfer") == [{"lr_pretrain": params["pretrain"]["lr"],
+    assert grid.conditions(validate(params), "transfer") == [{"lr_pretrain": params["pretrain"]["lr"],
                                                     "lr_transfer": params["transfer"]["lr"],
                                                     "n_transfer": params["transfer"]["n_images"],
                                                     "freeze": params["transfer"]["freeze"]}]
@@ -40,7 +41,8 @@ def test_a_transfer_starts_from_the_pretrained_model_of_its_seed_and_pretraining
         for seed in (0, 1):
             (init / tag).mkdir(parents=True, exist_ok=True)
             (init / tag / f"seed{seed}.pt").write_bytes(b"x")
-    jobs = grid.stage_jobs(params, "transfer", "dfm10", tmp_path, targets=["df0", "dfp10"], init_dir=init)
+    typed = validate(params)
+    jobs = grid.stage_jobs(typed, "transfer", "dfm10", tmp_path, targets=["df0", "dfp10"], init_dir=init)
     assert len(jobs) == 2 * 2 * 2 * 2  # targets x pretraining LRs x frozen parts x seeds
     for job in jobs:
         assert job["init_file"].endswith(f"lrp{job['lr_pretrain']:g}/seed{job['seed']}.pt")
@@ -49,7 +51,7 @@ def test_a_transfer_starts_from_the_pretrained_model_of_its_seed_and_pretraining
     assert len({j["model_file"] for j in jobs}) == len(jobs)
     (init / "lrp0.0001" / "seed1.pt").unlink()
     with pytest.raises(DatasetError, match=r"lrp0.0001/seed1.pt: pretrained model not found"):
-        grid.stage_jobs(params, "transfer", "dfm10", tmp_path, targets=["df0"], init_dir=init)
+        grid.stage_jobs(typed, "transfer", "dfm10", tmp_path, targets=["df0"], init_dir=init)
 
 
 def test_grid_lists_validate_and_their_mistakes_name_the_key(params):
@@ -72,9 +74,10 @@ def test_the_paper_preset_is_the_studys_grid_of_144_models_per_cell():
     from hrtem_ood.presets import preset_params
 
     p = preset_params("paper", REPO / "params.yaml", REPO / "presets")
+    assert isinstance(p.transfer.n_images, list) and isinstance(p.transfer.lr, list)  # typed, as the stages use it
     assert grid.models_per_stage(p, "transfer") == 144  # 2 x 2 LRs x 3 frozen parts x 4 sizes x 3 seeds
     assert grid.models_per_stage(p, "pretrain") == 6  # 2 pretraining LRs x 3 seeds
-    assert sorted(grid.values(p["transfer"]["n_images"])) == [64, 128, 256, 512]
+    assert sorted(p.transfer.n_images) == [64, 128, 256, 512]
 
 
 WORKER = '''

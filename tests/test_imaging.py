@@ -127,7 +127,8 @@ def test_ctf_overlap_command_correlates_overlap_with_the_ood_gap(tmp_path, param
     import json
 
     from hrtem_ood.analysis import run_ctf_overlap
-    from hrtem_ood.params import RESULT_COLUMNS
+    from hrtem_ood.columns import RESULT_COLUMNS
+    from hrtem_ood.params import validate
 
     monkeypatch.chdir(tmp_path)
     zero_A = 80.0
@@ -148,7 +149,7 @@ def test_ctf_overlap_command_correlates_overlap_with_the_ood_gap(tmp_path, param
             lines.append(f"q{p},pretrain,{p},{p},{d},paper_loss,{5.0 - loss},0,,,0.0001,,1")
         (res / f"{p}.csv").write_text("\n".join(lines) + "\n")
     params["aggregate"]["filters"] = {"lr_pretrain": [0.001]}
-    out = run_ctf_overlap(params, tmp_path / "ew", 0.5, tmp_path / "o.json")
+    out = run_ctf_overlap(validate(params), tmp_path / "ew", 0.5, tmp_path / "o.json")
     assert out["zero_defocus_A_median"] == zero_A
     assert len(out["pairs"]) == len(expected) == 4
     for t in out["pairs"]:

@@ -10,7 +10,9 @@ from dm_writer import write_dm
 from PIL import Image
 
 from hrtem_ood.datasets import DatasetError, read_h5
+from hrtem_ood.domains import domain_imaging
 from hrtem_ood.ingest import IngestError, ingest_dataset, read_image
+from hrtem_ood.params import IngestDataset, validate
 from hrtem_ood.stages.ingest import write_ingested
 
 
@@ -63,6 +65,11 @@ def test_readers_return_image_and_pixel_size(tmp_path, writer, suffix):
     assert data.shape == img.shape and np.allclose(data, img, atol=1e-3)
 
 
+def _ingest(cfg: dict, sampling_A: float):
+    """:func:`ingest_dataset` of a dataset's params entry, typed as the stage passes it."""
+    return ingest_dataset(IngestDataset.model_validate(cfg), sampling_A)
+
+
 def test_uncalibrated_dm_file_takes_pixel_size_from_params(tmp_path):
     root = tmp_path / "raw"
     (root / "images").mkdir(parents=True)
@@ -71,8 +78,8 @@ def test_uncalibrated_dm_file_takes_pixel_size_from_params(tmp_path):
     assert read_image(root / "images" / "a.dm4")[1] is None
     cfg = {"root": str(root), "masks": False, "tile_px": 64, "splits": {"val": 0, "test": 1}}
     with pytest.raises(IngestError, match="a.dm4: no pixel size"):
-        ingest_dataset(cfg, 0.2)
-    out = ingest_dataset({**cfg, "pixel_size_A": 0.1}, 0.2)
+        _ingest(cfg, 0.2)
+    out = _ingest({**cfg, "pixel_size_A": 0.1}, 0.2)
     assert out["test"]["images"].shape == (1, 64, 64)  # 128 px at 0.1 A (from params) = 64 px at 0.2 A
 
 
@@ -112,9 +119,9 @@ def _dataset(root: Path, n=3, pixel=0.2, with_masks=True):
 def test_ingest_tiles_resamples_and_splits_by_file(tmp_path):
     cfg = _dataset(tmp_path / "raw", pixel=0.1)  # 96 px at 0.1 A -> 48 px at 0.2 A: smaller than a tile
     with pytest.raises(IngestError, match="smaller than one 64-px tile"):
-        ingest_dataset(cfg, 0.2)
+        _ingest(cfg, 0.2)
     cfg = _dataset(tmp_path / "raw2", pixel=0.2)
-    out = ingest_dataset(cfg, 0.2)
+    out = _ingest(cfg, 0.2)
     per_split = {s: set(out[s]["source_index"].tolist()) for s in ("train", "val", "test")}
     assert all(len(v) == 1 for v in per_split.values())  # three files, one per split, never shared
     assert len(out["test"]["images"]) == 4  # 96 px, 64-px tiles every 32 px: 2 x 2
@@ -126,7 +133,7 @@ def test_pixel_size_resampling(tmp_path):
     (root / "images").mkdir(parents=True)
     img, _ = _blob(size=128)
     _write_tif(root / "images" / "a.tif", img, 0.1)
-    out = ingest_dataset({"root": str(root), "masks": False, "tile_px": 64, "splits": {"val": 0, "test": 1}}, 0.2)
+    out = _ingest({"root": str(root), "masks": False, "tile_px": 64, "splits": {"val": 0, "test": 1}}, 0.2)
     assert out["test"]["images"].shape == (1, 64, 64)  # 128 px at 0.1 A = 64 px at 0.2 A
     assert out["test"]["pixel_size_A_raw"][0] == pytest.approx(0.1)
 
@@ -207,7 +214,7 @@ def test_bad_input_is_named_and_nothing_is_written(tmp_path, params, case, monke
     params["ingest"] = {"datasets": {"lab": cfg}}
     monkeypatch.chdir(tmp_path)
     with pytest.raises(IngestError) as err:
-        write_ingested(params, "lab", tmp_path / "out" / "lab")
+        write_ingested(validate(params), "lab", tmp_path / "out" / "lab")
     assert message in str(err.value), str(err.value)
     assert not (tmp_path / "out" / "lab").exists()
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(cfg["root"]).rglob("*") if p.is_file()}
@@ -223,11 +230,12 @@ def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
     from hrtem_ood.structures import build_scene
 
     configure_abtem("numpy")
-    full, part, _ = build_scene(params["structures"], 0, "train", 7)
+    typed = validate(params)
+    full, part, _ = build_scene(typed.structures, 0, "train", 7)
     res = simulate_scene({"scene_id": 0, "numbers": full.numbers, "positions": full.positions,
                           "cell": np.diag(full.cell.array), "is_particle": np.arange(len(full)) < len(part),
-                          "sim": params["simulate"], "Cs_mm": 0.5, "seed": 1})
-    dom = {**params["imaging"], "name": "dfm10", "defocus_nm": -10}
+                          "sim": typed.simulate, "Cs_mm": 0.5, "seed": 1})
+    dom = domain_imaging(typed, "dfm10")
     images = domain_images(res["waves"][None], np.array([res["zero_defocus_A"]]), np.array([0]), dom, 0.2, 300e3)
     img, mask = images["images"][0], res["mask"]
     root = tmp_path / "raw"
@@ -236,7 +244,7 @@ def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
     _write_tif(root / "images" / "scene0.tif", img, 0.2)
     np.save(root / "masks" / "scene0.npy", mask)
     n = img.shape[0]
-    out = ingest_dataset({"root": str(root), "masks": True, "tile_px": n, "splits": {"val": 0, "test": 1}}, 0.2)
+    out = _ingest({"root": str(root), "masks": True, "tile_px": n, "splits": {"val": 0, "test": 1}}, 0.2)
     img64 = img.astype(np.float64)
     np.testing.assert_allclose(out["test"]["images"][0], (img64 - img64.mean()) / img64.std(), atol=1e-6)
     assert np.array_equal(out["test"]["masks"][0], mask)
@@ -248,7 +256,7 @@ def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
     (root2 / "masks").mkdir()
     _write_tif(root2 / "images" / "scene0.tif", zoom(img, 2, order=1, grid_mode=True, mode="nearest"), 0.1)
     np.save(root2 / "masks" / "scene0.npy", zoom(mask, 2, order=0, grid_mode=True, mode="nearest"))
-    out2 = ingest_dataset({"root": str(root2), "masks": True, "tile_px": n, "splits": {"val": 0, "test": 1}}, 0.2)
+    out2 = _ingest({"root": str(root2), "masks": True, "tile_px": n, "splits": {"val": 0, "test": 1}}, 0.2)
     # linear up- then down-sampling of shot-noisy pixels: close, not equal
     assert np.corrcoef(out2["test"]["images"][0].ravel(), img.ravel())[0, 1] > 0.9
     assert (out2["test"]["masks"][0] == mask).mean() > 0.98
@@ -257,13 +265,13 @@ def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
 def test_ingested_domain_joins_the_evaluation_domains(params):
     from hrtem_ood.domains import domain_names, transfer_pairs
     from hrtem_ood.grid import transfer_targets
-    from hrtem_ood.params import ParamsError, validate
+    from hrtem_ood.params import ParamsError
 
     params["ingest"] = {"datasets": {"lab": {"root": "raw/lab", "masks": True}, "nolabels": {"root": "raw/x"}}}
-    assert domain_names(params)[-1] == "lab" and "nolabels" not in domain_names(params)
-    validate(params)  # its params entry is all a dataset needs: it is a transfer target of every row at once
-    assert "dfm10-to-lab" in transfer_pairs(params) and "dfm10-to-nolabels" not in transfer_pairs(params)
-    assert transfer_targets(params, "dfp10") == ["dfm10", "df0", "lab"]
+    typed = validate(params)  # its params entry is all a dataset needs: it is a transfer target of every row at once
+    assert domain_names(typed)[-1] == "lab" and "nolabels" not in domain_names(typed)
+    assert "dfm10-to-lab" in transfer_pairs(typed) and "dfm10-to-nolabels" not in transfer_pairs(typed)
+    assert transfer_targets(typed, "dfp10") == ["dfm10", "df0", "lab"]
     params["ingest"]["datasets"]["dfm10"] = {"root": "raw/y"}
     with pytest.raises(ParamsError, match="also a simulated domain"):
         validate(params)
@@ -284,7 +292,7 @@ def test_ingested_tiles_are_shuffled_standardized_per_micrograph_and_chosen_by_m
         np.save(root / "masks" / f"m{k}.npy", (rng.random((128, 128)) > 0.5).astype(np.uint8))
     params["ingest"]["datasets"] = {"lab": {"root": str(root), "masks": True, "pixel_size_A": 0.2, "tile_px": 32,
                                             "splits": {"val": 0.17, "test": 0.17}, "seed": 1}}
-    write_ingested(params, "lab", tmp_path / "domains" / "lab")
+    write_ingested(validate(params), "lab", tmp_path / "domains" / "lab")
     arrays, attrs = read_h5(tmp_path / "domains/lab/train.h5")
     assert attrs["normalisation"] == "micrograph"
     src, images = arrays["source_index"], arrays["images"]

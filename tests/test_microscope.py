@@ -70,9 +70,9 @@ def test_add_domain_needs_a_sign_then_writes_a_valid_domain_keeping_comments(wor
     text = (work / "params.yaml").read_text()
     assert "# Imaging domains, declared once." in text and "# hrtem-ood parameters." in text
     p = validate(load_params(work / "params.yaml"))
-    assert p["domains"]["mine"]["defocus_nm"] == pytest.approx(-126.0, abs=0.2)
-    assert p["domains"]["mine"]["defocus_sigma_nm"] == pytest.approx(1.4826 * 8.0, abs=0.3)  # 3 micrographs' spread
-    assert p["pretrain"]["domains"][-1] == "mine"
+    assert p.domains["mine"].defocus_nm == pytest.approx(-126.0, abs=0.2)
+    assert p.domains["mine"].defocus_sigma_nm == pytest.approx(1.4826 * 8.0, abs=0.3)  # 3 micrographs' spread
+    assert p.pretrain.domains[-1] == "mine"
     before = (work / "params.yaml").read_text()
     assert main(["conditions", "mic", *ARGS, "--add-domain", "mine", "--sign", "overfocus"]) == 2
     assert "already has a domain" in capsys.readouterr().err

@@ -7,15 +7,16 @@ import pytest
 import torch
 
 from hrtem_ood.model import build_model, n_parameters
+from hrtem_ood.params import Model
 
-SMALL = {"encoder": "resnet10t", "encoder_kwargs": {"channels": [8, 16, 32, 64], "stem_width": 8},
-         "decoder_channels": [32, 16, 8, 8, 8]}
+SMALL = Model(encoder="resnet10t", encoder_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8},
+              decoder_channels=[32, 16, 8, 8, 8])
 
 
 @pytest.mark.parametrize(
     "cfg",
     [
-        SMALL,
+        SMALL.model_dump(),
         {"encoder": "resnet10t", "encoder_kwargs": {"channels": [16, 32, 64, 128], "stem_width": 8},
          "decoder_channels": [64, 32, 16, 8, 8]},
         {"encoder": "resnet14t", "encoder_kwargs": {"channels": [8, 16, 32, 64]},
@@ -24,7 +25,7 @@ SMALL = {"encoder": "resnet10t", "encoder_kwargs": {"channels": [8, 16, 32, 64],
     ],
 )
 def test_unet_maps_images_to_two_class_logits(cfg):
-    model = build_model(cfg, seed=0).eval()
+    model = build_model(Model.model_validate(cfg), seed=0).eval()
     x = torch.randn(2, 1, 64, 96)
     with torch.no_grad():
         y = model(x)
@@ -35,8 +36,7 @@ def test_unet_maps_images_to_two_class_logits(cfg):
 
 
 def test_resnet18_unet_has_the_studys_size():
-    n = n_parameters(build_model({"encoder": "resnet18", "encoder_kwargs": {},
-                                  "decoder_channels": [256, 128, 64, 32, 16]}))
+    n = n_parameters(build_model(Model(encoder="resnet18", decoder_channels=[256, 128, 64, 32, 16])))
     assert 12e6 < n < 16e6  # the study: ~14 M parameters
 
 
@@ -110,5 +110,5 @@ def test_model_builds_with_sockets_blocked(monkeypatch):
 
     monkeypatch.setattr(socket, "socket", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    model = build_model({"encoder": "resnet18", "encoder_kwargs": {}, "decoder_channels": [64, 32, 16, 16, 8]})
+    model = build_model(Model(encoder="resnet18", decoder_channels=[64, 32, 16, 16, 8]))
     assert n_parameters(model) > 1e7

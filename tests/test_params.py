@@ -17,7 +17,7 @@ def test_valid_default_and_tiny_params(params):
     validate(load_params(REPO / "params.yaml"))
     validate(params)
     # 5 pretraining rows x (10 other simulated domains + the real micrographs)
-    assert len(transfer_pairs(load_params(REPO / "params.yaml"))) == 55
+    assert len(transfer_pairs(validate(load_params(REPO / "params.yaml")))) == 55
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_validate_command_names_file_key_and_problem_in_one_line(tmp_path, param
 @pytest.mark.parametrize("stage, args", [("structures", ["--out", "data/structures"]),
                                          ("pretrain", ["--domain", "dfm10", "--domains-dir", "data/domains",
                                                        "--models-out", "m", "--results-out", "r.csv",
-                                                       "--curves-out", "c.json"])])
+                                                       "--curves-out", "c.json", "--timing-out", "t"])])
 def test_stages_fail_before_any_work(tmp_path, params, monkeypatch, capsys, stage, args):
     params["model"]["encoder"] = "resnet999"  # checked by the training stages
     params["structures"]["material"] = "unobtainium"  # checked by the structures stage
@@ -145,11 +145,11 @@ def test_the_transfer_grid_follows_the_domains_with_no_edit(params):
     from hrtem_ood.grid import transfer_targets
 
     params["pretrain"]["domains"] = ["df0"]
-    validate(params)
-    assert sorted(transfer_pairs(params)) == ["df0-to-dfm10", "df0-to-dfp10"]
-    assert transfer_targets(params, "df0") == ["dfm10", "dfp10"]
+    typed = validate(params)
+    assert sorted(transfer_pairs(typed)) == ["df0-to-dfm10", "df0-to-dfp10"]
+    assert transfer_targets(typed, "df0") == ["dfm10", "dfp10"]
     with pytest.raises(ParamsError, match="pretrain.domains: 'dfm10' is not a pretraining domain"):
-        transfer_targets(params, "dfm10")
+        transfer_targets(typed, "dfm10")
 
 
 @pytest.mark.parametrize("name", sorted(p.relative_to(REPO / "presets").with_suffix("").as_posix()
@@ -182,8 +182,7 @@ def test_every_preset_sets_existing_keys_to_valid_values(name):
             node = node[part]
         assert leaf in node, f"presets/{name}.yaml: {key}: no such key in params.yaml"
         node[leaf] = yaml.safe_load(value)
-    validate(merged)
-    assert {k: v for k, v in applied.items() if k != "_source"} == merged  # --apply gives the same params
+    assert applied.model_dump() == validate(merged).model_dump()  # --apply gives the same params
 
 
 @pytest.mark.parametrize("name", ["paper", "dose", "structures", "phenomenon5"])
@@ -199,10 +198,10 @@ def test_preset_apply_edits_in_place_keeping_comments_and_key_order(tmp_path, ca
         original = yaml.safe_dump(yaml.safe_load(original), sort_keys=True)
     path = tmp_path / "params.yaml"
     path.write_text(original)
-    expected = {k: v for k, v in preset_params(name, path, REPO / "presets").items() if k != "_source"}
+    expected = preset_params(name, path, REPO / "presets").model_dump()
     apply_preset(name, path, REPO / "presets")
     text = path.read_text()
-    assert yaml.safe_load(text) == expected
+    assert validate(yaml.safe_load(text)).model_dump() == expected
     assert list(yaml.safe_load(text)) == list(yaml.safe_load(original))  # section order as the file had it
     preset = read_preset(name, REPO / "presets")
     replaced = set(preset.get("_replace", []))

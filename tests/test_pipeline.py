@@ -20,6 +20,7 @@ from conftest import REPO, copy_repo, dvc, git, tiny_params
 
 from hrtem_ood.datasets import read_h5
 from hrtem_ood.domains import transfer_pairs
+from hrtem_ood.params import validate
 
 pytestmark = pytest.mark.slow
 
@@ -103,24 +104,29 @@ def test_every_stage_wrote_its_outputs(repo):
     lrp = p["pretrain"]["lr"]
     for d in p["pretrain"]["domains"]:
         assert (repo / f"models/pretrain/{d}/lrp{lrp:g}/seed0.pt").is_file()
+    typed = validate(p)
     for d in p["pretrain"]["domains"]:  # one transfer stage per pretraining row: targets x grid x seeds
-        targets = [v["target"] for v in transfer_pairs(p).values() if v["pretrain"] == d]
+        targets = [v["target"] for v in transfer_pairs(typed).values() if v["pretrain"] == d]
         with open(repo / f"metrics/results/transfer/{d}.csv") as fh:
             rows = list(csv.DictReader(fh))
         assert list(rows[0])[:8] == ["run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric",
                                      "value", "seed"]
         assert sorted({r["target_domain"] for r in rows}) == sorted(targets)
-        assert len(rows) == len(targets) * 4 * len(domain_names(p)) * 4  # 4 conditions x domains x 4 metrics
+        assert len(rows) == len(targets) * 4 * len(domain_names(typed)) * 4  # 4 conditions x domains x 4 metrics
         assert {(r["n_transfer"], r["freeze"]) for r in rows} == {("1", "none"), ("2", "none"), ("1", "encoder"),
                                                                   ("2", "encoder")}
-        assert all(float(r["seconds"]) > 0 for r in rows)
+        assert "seconds" not in rows[0]  # the wall clock lives in the timing table alone
+        with open(repo / f"metrics/timing/transfer/{d}.csv") as fh:
+            timed = list(csv.DictReader(fh))
+        assert sorted(r["run"] for r in timed) == sorted({r["run"] for r in rows})
+        assert all(float(r["seconds"]) > 0 for r in timed)
         for t in targets:
             saved = torch.load(repo / f"models/transfer/{d}/{t}/lrp{lrp:g}-lrt0.0001-n2-encoder/seed0.pt",
                                weights_only=True)
             assert (saved["pretrain_domain"], saved["target_domain"]) == (d, t)
     head = json.loads((repo / "metrics/ood.json").read_text())
     # 2 pretraining rows x 4 other domains (lab and real too); the study's measures count the simulated ones
-    assert len(transfer_pairs(p)) == 2 * 4 and head["n_pairs"] == 2 * 2
+    assert len(transfer_pairs(typed)) == 2 * 4 and head["n_pairs"] == 2 * 2
     # one dvc repro pools the grid in every cell: 2 sizes x 2 frozen parts x 1 seed = 4 models per cell
     assert head["pooled_conditions"]["freeze"] == ["encoder", "none"]
     assert head["pooled_conditions"]["n_transfer"] == ["1", "2"]
@@ -292,7 +298,7 @@ def test_plots_show_renders_every_plot(repo):
     p = pipeline_params()
     runs = {r["run"] for r in curves}
     # one series per pair, condition and seed
-    assert len(runs) == len(transfer_pairs(p)) * 4 * len(p["train"]["seeds"])
+    assert len(runs) == len(transfer_pairs(validate(p))) * 4 * len(p["train"]["seeds"])
     assert {r["epoch"] for r in curves} == set(range(1, p["transfer"]["epochs"] + 1))
 
 
@@ -321,6 +327,12 @@ def test_push_clone_pull_and_byte_identical_regeneration(repo, tmp_path):
     for f in regenerated:  # every output file, summaries included (a timing in one would change its hash)
         assert _sha(repo / f) == _sha(clone / f), f
     assert (repo / "dvc.lock").read_text() == (clone / "dvc.lock").read_text()
+    # a training stage rerun: its models, results and curves come back byte-identical; only its timing table,
+    # which holds the wall-clock seconds, changes
+    dvc(clone, "repro", "-f", "-s", "transfer@dfm10")
+    locks = [yaml.safe_load((r / "dvc.lock").read_text())["stages"]["transfer@dfm10"]["outs"] for r in (repo, clone)]
+    changed = {a["path"] for a, b in zip(*locks, strict=True) if a["md5"] != b["md5"]}
+    assert changed == {"metrics/timing/transfer/dfm10.csv"}, changed
 
 
 def test_compare_pools_two_real_experiments(repo, tmp_path):

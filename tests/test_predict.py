@@ -14,6 +14,7 @@ from conftest import tiny_params
 
 from hrtem_ood.cli import main
 from hrtem_ood.model import build_model
+from hrtem_ood.params import Model, Train
 from hrtem_ood.predict import load_model, particles, probability_map, run_predict, segment, window
 
 SMALL = {"encoder": "resnet10t", "encoder_kwargs": {"channels": [8, 16, 32, 64], "stem_width": 8},
@@ -60,10 +61,11 @@ def trained(tmp_path_factory):
     pairs = [_micrograph((128, 128), seed=k) for k in range(12)]
     images = standardize(np.stack([p[0] for p in pairs]))
     masks = np.stack([p[1] for p in pairs]).astype(np.int64)
-    cfg = {"loss": "ce", "lr_decay_per_epoch": 0.95, "crop_px": 64, "crops_per_image": 4, "batch_size": 8,
-           "augment": "dihedral", "amp": False, "memory_format": "contiguous"}
+    cfg = Train.model_validate({**tiny_params()["train"], "loss": "ce", "lr_decay_per_epoch": 0.95, "crop_px": 64,
+                                "crops_per_image": 4, "batch_size": 8, "augment": "dihedral", "amp": False,
+                                "memory_format": "contiguous"})
     torch.manual_seed(0)
-    net = build_model(SMALL, 0)
+    net = build_model(Model.model_validate(SMALL), 0)
     res = train(net, images, masks, images[:2], masks[:2], cfg, 3e-3, 12, seed=0, device=torch.device("cpu"))
     net.load_state_dict(res.best_state)
     root = tmp_path_factory.mktemp("trained")
@@ -82,7 +84,7 @@ def test_window_is_positive_and_blends_tiles_without_a_seam():
 
     prob = probability_map(Constant(), np.zeros((150, 210), np.float32), 64, 16)
     assert np.allclose(prob, 1 / (1 + np.exp(-0.3)), atol=1e-6)
-    net = build_model(SMALL, 1).eval()
+    net = build_model(Model.model_validate(SMALL), 1).eval()
     image = np.random.default_rng(0).standard_normal((192, 256)).astype(np.float32)
     tiled = probability_map(net, image, 128, 48)
     with torch.no_grad():
@@ -288,11 +290,12 @@ MEMORY = """
 import resource, sys, numpy as np, torch
 from pathlib import Path
 from hrtem_ood.model import build_model
+from hrtem_ood.params import Model
 from hrtem_ood.predict import LoadedModel, segment
 torch.set_num_threads(2)
 cfg = {"encoder": "resnet10t", "encoder_kwargs": {"channels": [8, 16, 32, 64], "stem_width": 8},
        "decoder_channels": [32, 16, 8, 8, 8]}
-model = LoadedModel(build_model(cfg, 0).eval(), 0.2, {}, Path("m"))
+model = LoadedModel(build_model(Model.model_validate(cfg), 0).eval(), 0.2, {}, Path("m"))
 image = np.random.default_rng(0).poisson(30, (4096, 4096)).astype(np.float32)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 prob, mask = segment(model, image, 0.2, 256, 64)

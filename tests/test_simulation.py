@@ -6,6 +6,7 @@ from scipy.spatial import ConvexHull
 from skimage.draw import polygon
 
 from hrtem_ood.calibration import contrast_vs_defocus
+from hrtem_ood.params import validate
 from hrtem_ood.simulation import label_from_phase, simulate_scene
 from hrtem_ood.structures import build_scene
 
@@ -17,23 +18,24 @@ def scene():
     p = tiny_params()
     p["structures"]["field_A"] = 48.0
     p["structures"]["particles"]["diameter_A"] = [34.0, 38.0]  # the study's 3-5 nm range
-    full, part, spec = build_scene(p["structures"], 0, "train", 2024)
+    p = validate(p)
+    full, part, spec = build_scene(p.structures, 0, "train", 2024)
     task = {"scene_id": 0, "numbers": full.numbers, "positions": full.positions, "cell": np.diag(full.cell.array),
-            "is_particle": np.arange(len(full)) < len(part), "sim": p["simulate"], "Cs_mm": 0.5, "seed": 3}
+            "is_particle": np.arange(len(full)) < len(part), "sim": p.simulate, "Cs_mm": 0.5, "seed": 3}
     return p, full, part, spec, simulate_scene(task)
 
 
 def test_exit_wave_is_vacuum_normalised(scene):
     p, *_, res = scene
     w = res["waves"]
-    n = round(p["structures"]["field_A"] / p["simulate"]["output_sampling_A"])
+    n = round(p.structures.field_A / p.simulate.output_sampling_A)
     assert w.shape == (1, n, n) and w.dtype == np.complex64
     assert np.mean(np.abs(w) ** 2) == pytest.approx(1.0, abs=0.02)
 
 
 def test_label_matches_projected_particle_outline(scene):
     p, full, part, spec, res = scene
-    s = p["simulate"]["output_sampling_A"]
+    s = p.simulate.output_sampling_A
     xy = part.positions[:, :2] / s
     hull = xy[ConvexHull(xy).vertices]
     outline = np.zeros(res["mask"].shape, bool)
@@ -64,10 +66,10 @@ def test_calibration_minimises_particle_contrast(scene):
     p, full, part, spec, res = scene
     from hrtem_ood.simulation import exit_waves
 
-    pw = exit_waves(part, p["simulate"], 1, 0)[0]
+    pw = exit_waves(part, p.simulate, 1, 0)[0]
     z0 = res["zero_defocus_A"]
     grid = z0 + np.array([-40.0, -10.0, -2.0, 0.0, 2.0, 10.0, 40.0])
-    c = contrast_vs_defocus(pw, p["simulate"]["output_sampling_A"], 300e3, grid, 0.5)
+    c = contrast_vs_defocus(pw, p.simulate.output_sampling_A, 300e3, grid, 0.5)
     assert np.argmin(c) == 3
 
 
@@ -79,8 +81,8 @@ def test_band_limited_calibration_of_a_real_particle_has_one_minimum(scene):
     from hrtem_ood.calibration import band_limit, minimum_contrast_defocus
     from hrtem_ood.simulation import exit_waves
 
-    s = p["simulate"]["output_sampling_A"]
-    pw = exit_waves(part, p["simulate"], 1, 0)[0]
+    s = p.simulate.output_sampling_A
+    pw = exit_waves(part, p.simulate, 1, 0)[0]
     grid = np.arange(-300.0, 301.0, 5.0)
     c = contrast_vs_defocus(band_limit(pw, s, 0.35), s, 300e3, grid, 0.5)
     local_minima = [i for i in range(1, len(c) - 1) if c[i] < c[i - 1] and c[i] < c[i + 1]]
@@ -93,7 +95,8 @@ def test_band_limited_calibration_of_a_real_particle_has_one_minimum(scene):
 def test_gaussian_focus_calibration_skips_the_search(scene):
     p, full, part, spec, res = scene
     assert res["zero_defocus_A"] != 0.0  # Cs = 0.5 mm: the minimum-contrast defocus is not Gaussian focus
-    sim = {**p["simulate"], "calibration": {**p["simulate"]["calibration"], "method": "gaussian_focus"}}
+    sim = p.simulate.model_copy(update={"calibration": p.simulate.calibration.model_copy(
+        update={"method": "gaussian_focus"})})
     task = {"scene_id": 0, "numbers": part.numbers, "positions": part.positions, "cell": np.diag(part.cell.array),
             "is_particle": np.ones(len(part), bool), "sim": sim, "Cs_mm": 0.5, "seed": 3}
     assert simulate_scene(task)["zero_defocus_A"] == 0.0
@@ -107,13 +110,14 @@ def test_labels_emptied_by_smoothing_stop_the_stage_and_come_back_with_less(para
     from hrtem_ood.stages.structures import write_structures
 
     params["structures"].update(n_train=1, n_val=1, n_test=1)
-    write_structures(params, tmp_path / "s")
+    params["transfer"]["n_images"] = 1
+    write_structures(validate(params), tmp_path / "s")
     params["simulate"]["label"]["smoothing_A"] = 8.0
     with pytest.raises(RuntimeError, match=r"scenes \[0, 1, 2\] .* empty .*; lower simulate\.label\.smoothing_A"):
-        write_exitwaves(params, tmp_path / "s", tmp_path / "e")
+        write_exitwaves(validate(params), tmp_path / "s", tmp_path / "e")
     assert not (tmp_path / "e").exists()
     params["simulate"]["label"]["smoothing_A"] = 1.0
-    write_exitwaves(params, tmp_path / "s", tmp_path / "e")
+    write_exitwaves(validate(params), tmp_path / "s", tmp_path / "e")
     masks = read_h5(tmp_path / "e" / "exitwaves.h5")[0]["masks"]
     assert len(masks) == 3 and all(m.sum() > 0 for m in masks)
 
@@ -140,10 +144,10 @@ def test_merged_vacuum_gives_the_particles_wave_of_every_slice(scene):
     from hrtem_ood.simulation import exit_waves
 
     p, full, part, spec, res = scene
-    sim = {**p["simulate"], "output_sampling_A": p["simulate"]["sampling_A"]}  # no downsampling: every frequency
+    sim = p.simulate.model_copy(update={"output_sampling_A": p.simulate.sampling_A})  # no downsampling
     a = exit_waves(part, sim, 1, 0)[0]
     b = exit_waves(part, sim, 1, 0, merge_vacuum=True)[0]
-    k = np.fft.fftfreq(a.shape[-1], sim["sampling_A"])
+    k = np.fft.fftfreq(a.shape[-1], sim.sampling_A)
     q = np.hypot(k[:, None], k[None, :])
     diff = np.abs(np.fft.fft2(a - b)) / a.size
     assert diff[q < 3.0].max() < 1e-5
@@ -168,9 +172,9 @@ def test_exit_waves_are_byte_identical_across_processes_and_executors(scene, tmp
     from hrtem_ood.parallel import map_ordered
 
     p, full, part, spec, res = scene
-    assert p["simulate"]["fft"] == "scipy"
+    assert p.simulate.fft == "scipy"
     task = {"scene_id": 0, "numbers": full.numbers, "positions": full.positions, "cell": np.diag(full.cell.array),
-            "is_particle": np.arange(len(full)) < len(part), "sim": p["simulate"], "Cs_mm": 0.5, "seed": 3}
+            "is_particle": np.arange(len(full)) < len(part), "sim": p.simulate, "Cs_mm": 0.5, "seed": 3}
     (tmp_path / "task.pkl").write_bytes(pickle.dumps(task))
     runs = [pickle.loads(subprocess.run([sys.executable, "-c", SIMULATE_ONE, str(tmp_path / "task.pkl")],
                                         capture_output=True, check=True).stdout) for _ in range(2)]

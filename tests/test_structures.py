@@ -5,13 +5,15 @@ import pytest
 import yaml
 from scipy.spatial import cKDTree
 
+from hrtem_ood.params import Structures, validate
 from hrtem_ood.structures import MATERIALS, amorphous_carbon, build_scene, nanoparticle, scene_plan
 
 
 def test_scene_is_deterministic(params):
-    a, pa, sa = build_scene(params["structures"], 0, "train", 1234)
-    b, pb, sb = build_scene(params["structures"], 0, "train", 1234)
-    c, _, _ = build_scene(params["structures"], 0, "train", 1235)
+    sp = Structures.model_validate(params["structures"])
+    a, pa, sa = build_scene(sp, 0, "train", 1234)
+    b, pb, sb = build_scene(sp, 0, "train", 1234)
+    c, _, _ = build_scene(sp, 0, "train", 1235)
     assert np.array_equal(a.positions, b.positions) and np.array_equal(a.numbers, b.numbers)
     assert sa.to_dict() == sb.to_dict()
     assert len(a) != len(c) or not np.allclose(a.positions, c.positions)
@@ -53,7 +55,7 @@ def test_stacking_fault_changes_the_crystal():
 
 
 def test_scene_layout(params):
-    full, part, spec = build_scene(params["structures"], 3, "val", 99)
+    full, part, spec = build_scene(Structures.model_validate(params["structures"]), 3, "val", 99)
     assert len(part) > 0 and len(full) > len(part)
     assert np.allclose(full.positions[: len(part)], part.positions)
     lo, hi = spec.carbon_z_A
@@ -66,11 +68,11 @@ def test_scene_layout(params):
 
 
 def test_split_ids_never_cross(params):
-    plan = scene_plan(params["structures"])
+    plan = scene_plan(Structures.model_validate(params["structures"]))
     ids = {s: {sid for sid, split, _ in plan if split == s} for s in ("train", "val", "test")}
     assert not (ids["train"] & ids["val"]) and not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
     assert len({seed for _, _, seed in plan}) == len(plan)
-    more = dict(params["structures"], n_test=5)
+    more = Structures.model_validate(dict(params["structures"], n_test=5))
     assert [x for x in scene_plan(more) if x[1] == "train"] == [x for x in plan if x[1] == "train"]
 
 
@@ -78,9 +80,10 @@ def test_crowded_field_places_what_fits_and_records_it_truthfully(params):
     """Five 30-40 A particles asked for in a 70 A field with a 10 A gap: some cannot be placed. Every
     particle that is placed must have the diameter recorded for it, keep the minimum gap to every other
     particle and lie wholly inside the field."""
-    sp = params["structures"]
-    sp["field_A"] = 70.0
-    sp["particles"].update(count=[5, 5], diameter_A=[30.0, 40.0], min_gap_A=10.0)
+    raw = params["structures"]
+    raw["field_A"] = 70.0
+    raw["particles"].update(count=[5, 5], diameter_A=[30.0, 40.0], min_gap_A=10.0)
+    sp = Structures.model_validate(raw)
     failures = 0
     for seed in range(6):
         _, part, spec = build_scene(sp, 0, "train", seed)
@@ -135,7 +138,6 @@ def test_domains_with_their_own_structures_are_simulated_once_per_group(params, 
     are what they are without any override."""
     from hrtem_ood.datasets import read_h5
     from hrtem_ood.domains import structure_group, structure_groups
-    from hrtem_ood.params import validate
     from hrtem_ood.stages.image import write_domain
     from hrtem_ood.stages.simulate import write_exitwaves
     from hrtem_ood.stages.structures import write_structures
@@ -146,14 +148,14 @@ def test_domains_with_their_own_structures_are_simulated_once_per_group(params, 
                          "cu10": {"defocus_nm": 10, "structure": dict(cu)}}
     params["pretrain"]["domains"] = ["df0"]
     params["aggregate"].update(exclude_from_std=[], pairs=[["df0", "cu0"]])
-    validate(params)
-    group = structure_group(params, "cu0")
-    assert group == "Cu-fcc_d16-20_n1-1" == structure_group(params, "cu10") and structure_group(params, "df0") == ""
-    assert list(structure_groups(params)) == ["", group]
-    write_structures(params, tmp_path / "s")
-    write_exitwaves(params, tmp_path / "s", tmp_path / "e")
-    for d in params["domains"]:
-        write_domain(params, d, tmp_path / "e", tmp_path / "d" / d)
+    typed = validate(params)
+    group = structure_group(typed, "cu0")
+    assert group == "Cu-fcc_d16-20_n1-1" == structure_group(typed, "cu10") and structure_group(typed, "df0") == ""
+    assert list(structure_groups(typed)) == ["", group]
+    write_structures(typed, tmp_path / "s")
+    write_exitwaves(typed, tmp_path / "s", tmp_path / "e")
+    for d in typed.domains:
+        write_domain(typed, d, tmp_path / "e", tmp_path / "d" / d)
     ew = {g: read_h5(tmp_path / "e" / g / "exitwaves.h5")[0] for g in ("", group)}
     assert not np.array_equal(ew[""]["masks"], ew[group]["masks"])
     for d, g in (("df0", ""), ("cu0", group), ("cu10", group)):
@@ -161,7 +163,8 @@ def test_domains_with_their_own_structures_are_simulated_once_per_group(params, 
         assert np.array_equal(read_h5(tmp_path / "d" / d / "test.h5")[0]["masks"], test_masks)
     alone = yaml.safe_load(yaml.safe_dump(params))
     alone["domains"] = {"df0": {"defocus_nm": 0}}
-    write_structures(alone, tmp_path / "s_alone")
+    alone["aggregate"]["pairs"] = []
+    write_structures(validate(alone), tmp_path / "s_alone")
     for f in ("atoms.h5", "scenes.json"):  # the default group does not depend on the others
         assert (tmp_path / "s_alone" / f).read_bytes() == (tmp_path / "s" / f).read_bytes()
     bad = yaml.safe_load(yaml.safe_dump(params))
@@ -169,4 +172,4 @@ def test_domains_with_their_own_structures_are_simulated_once_per_group(params, 
     from hrtem_ood.structures import check_material
 
     with pytest.raises(Exception, match=r"domains\.cu0\.structure\.material: unknown material 'Cu'"):
-        check_material(bad)
+        check_material(validate(bad))

@@ -3,15 +3,17 @@
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_params
 
 from hrtem_ood import grid, training
 from hrtem_ood.model import build_model
+from hrtem_ood.params import Model, Train, validate
 from hrtem_ood.training import CropBatches, dihedral
 
-SMALL = {"encoder": "resnet10t", "encoder_kwargs": {"channels": [8, 16, 32, 64], "stem_width": 8},
-         "decoder_channels": [32, 16, 8, 8, 8]}
-CFG = {"loss": "ce", "lr_decay_per_epoch": 0.99, "crop_px": 32, "crops_per_image": 2, "batch_size": 4,
-       "augment": "dihedral"}
+SMALL = Model(encoder="resnet10t", encoder_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8},
+              decoder_channels=[32, 16, 8, 8, 8])
+CFG = Train.model_validate({**tiny_params()["train"], "loss": "ce", "lr_decay_per_epoch": 0.99, "crop_px": 32,
+                            "crops_per_image": 2, "batch_size": 4, "augment": "dihedral"})
 
 
 def _data(n=4, size=48, seed=0):
@@ -82,7 +84,7 @@ def test_channels_last_and_bf16_change_layout_not_results():
     from hrtem_ood.evaluation import evaluate
 
     images, masks = _data()
-    cfg = dict(CFG, memory_format="channels_last", amp=False)
+    cfg = CFG.model_copy(update={"memory_format": "channels_last", "amp": False})
     model = build_model(SMALL, 0)
     res32 = training.train(model, images, masks, images[:2], masks[:2], cfg, 1e-3, 1, seed=0)
     conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3))
@@ -92,8 +94,8 @@ def test_channels_last_and_bf16_change_layout_not_results():
     assert a["ce"] == pytest.approx(b["ce"], rel=1e-4) and a["dice"] == pytest.approx(b["dice"], abs=1e-3)
     if not training.bf16_supported(torch.device("cpu")):
         pytest.skip("this CPU has no native bf16")
-    res16 = training.train(build_model(SMALL, 0), images, masks, images[:2], masks[:2], dict(cfg, amp=True), 1e-3, 1,
-                           seed=0)
+    res16 = training.train(build_model(SMALL, 0), images, masks, images[:2], masks[:2],
+                           cfg.model_copy(update={"amp": True}), 1e-3, 1, seed=0)
     assert res16.curve[0]["train_loss"] == pytest.approx(res32.curve[0]["train_loss"], rel=0.02)
     assert res16.curve[0]["train_loss"] != res32.curve[0]["train_loss"]  # autocast really ran in bf16
 
@@ -103,7 +105,6 @@ def test_models_side_by_side_give_the_bytes_of_one_after_another(tmp_path):
     count either way, so the results tables and the saved states are byte-identical to the in-process
     run with parallel_models = 1 and that thread count."""
     import yaml
-    from conftest import tiny_params
 
     from hrtem_ood.datasets import write_h5
 
@@ -113,28 +114,34 @@ def test_models_side_by_side_give_the_bytes_of_one_after_another(tmp_path):
         for d in ("dfm10", "df0", "dfp10"):
             write_h5(tmp_path / "domains" / d / f"{split}.h5", {"images": images.astype(np.float32),
                      "masks": masks.astype(np.uint8)}, {"domain": d, "sampling_A": 0.2})
-    p["model"] = SMALL
+    p["model"] = SMALL.model_dump()
     p["train"].update(threads=2, crop_px=32, batch_size=4, crops_per_image=2)
     out = {}
     for name, par, threads in (("side", 2, 2), ("serial", 1, 1)):
         q = yaml.safe_load(yaml.safe_dump(p))
         q["train"].update(parallel_models=par, threads=threads)
         q["pretrain"].update(lr=[1e-3, 3e-4], epochs=2, n_images=None)  # a grid of two models
-        jobs = grid.stage_jobs(q, "pretrain", "dfm10", tmp_path / "domains")
-        grid.train_and_write(jobs, tmp_path / name / "m", tmp_path / name / "r.csv", tmp_path / name / "c.json")
+        jobs = grid.stage_jobs(validate(q), "pretrain", "dfm10", tmp_path / "domains")
+        grid.train_and_write(jobs, tmp_path / name / "m", tmp_path / name / "r.csv", tmp_path / name / "c.json",
+                             tmp_path / name / "t.csv")
         out[name] = tmp_path / name
-    side, serial = (_without_seconds(out[k] / "r.csv") for k in ("side", "serial"))
-    assert side == serial and len(side) == 2 * 3 * 4  # 2 models x 3 domains x 4 metrics
+    # the results tables hold no wall-clock figure, so they are byte-identical; the timing tables hold the seconds
+    side, serial = ((out[k] / "r.csv").read_text() for k in ("side", "serial"))
+    assert side == serial and len(side.splitlines()) == 1 + 2 * 3 * 4  # 2 models x 3 domains x 4 metrics
+    assert "seconds" not in side.splitlines()[0]
     for f in ("dfm10/lrp0.001/seed0.pt", "dfm10/lrp0.0003/seed0.pt"):
         assert (out["side"] / "m" / f).read_bytes() == (out["serial"] / "m" / f).read_bytes()
-    assert grid.model_threads({"threads": 2, "parallel_models": 2}, 10) == 1
-    assert grid.model_threads({"threads": 2, "parallel_models": 2}, 5) == 1  # the fifth model too
-    assert grid.model_threads({"threads": 2, "parallel_models": 2}, 1) == 2  # a lone model keeps every thread
+    timing = [row for k in ("side", "serial") for row in _rows(out[k] / "t.csv")]
+    assert len(timing) == 4 and all(float(r["seconds"]) > 0 for r in timing)
+    assert {r["run"] for r in timing} == {r["run"] for r in _rows(out["side"] / "r.csv")}
+    tc = CFG.model_copy(update={"threads": 2, "parallel_models": 2})
+    assert grid.model_threads(tc, 10) == 1
+    assert grid.model_threads(tc, 5) == 1  # the fifth model too
+    assert grid.model_threads(tc, 1) == 2  # a lone model keeps every thread
 
 
-def _without_seconds(path):
-    """The rows of a results table without the training seconds (the one column that varies by run)."""
+def _rows(path):
     import csv
 
     with open(path) as fh:
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+        return list(csv.DictReader(fh))

@@ -10,7 +10,7 @@ from scipy.ndimage import gaussian_filter
 from hrtem_ood.ctf import configure_abtem
 from hrtem_ood.domains import domain_imaging
 from hrtem_ood.imaging import domain_images
-from hrtem_ood.params import load_params
+from hrtem_ood.params import load_params, validate
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("visibility", REPO / "docs" / "scripts" / "visibility.py")
@@ -55,11 +55,11 @@ def test_weak_phase_particles_vanish_at_gaussian_focus_with_cs0_and_show_when_de
     texture = gaussian_filter(rng.normal(size=(N, PX, PX)), (0, 2, 2))
     phase = texture / texture.std() * np.where(masks, 0.3, 0.05)
     waves = np.exp(1j * phase).astype(np.complex64)
-    dom = domain_imaging(load_params(REPO / "params.yaml"), "df0")
-    dom.update(Cs_mm=0.0, defocus_sigma_nm=0.0, dose_e_per_A2=1e4)
+    dom = domain_imaging(validate(load_params(REPO / "params.yaml")), "df0")
+    dom = dom.model_copy(update={"Cs_mm": 0.0, "defocus_sigma_nm": 0.0, "dose_e_per_A2": 1e4})
 
     def d_prime(defocus_nm: float, Cs_mm: float = 0.0) -> float:
-        imaging = {**dom, "defocus_nm": defocus_nm, "Cs_mm": Cs_mm}
+        imaging = dom.model_copy(update={"defocus_nm": defocus_nm, "Cs_mm": Cs_mm})
         ims = domain_images(waves, np.zeros(N), np.arange(N), imaging, 0.2, 300e3)
         return visibility(ims["images"], masks, 0.2)
 

@@ -13,7 +13,7 @@ import torch
 import torch_ctf_estimation as tce
 
 from hrtem_ood import thon
-from hrtem_ood.params import load_params
+from hrtem_ood.params import load_params, validate
 
 
 def support_defocus_nm(image: np.ndarray, pixel_A: float) -> float:
@@ -26,7 +26,7 @@ def support_defocus_nm(image: np.ndarray, pixel_A: float) -> float:
 
 
 def main() -> None:
-    support, particle, names = [], [], list(load_params("params.yaml")["domains"])
+    support, particle, names = [], [], list(validate(load_params("params.yaml")).domains)
     for d in names:
         with h5py.File(f"data/domains/{d}/test.h5") as f:
             support.append(np.array([support_defocus_nm(im, float(f.attrs["sampling_A"])) for im in f["images"]]))

@@ -24,7 +24,7 @@ from scipy.ndimage import distance_transform_edt
 from hrtem_ood.datasets import load_split
 from hrtem_ood.evaluation import pixel_paper_loss, standardize
 from hrtem_ood.model import build_model
-from hrtem_ood.params import load_params
+from hrtem_ood.params import Model, load_params, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 RADII_PX = (1, 2, 3, 5, 8)
@@ -49,16 +49,16 @@ def edge_profile(loss: np.ndarray, pred: np.ndarray, masks: np.ndarray) -> dict:
 
 def main(models_dir: Path, domains_dir: Path, seed: int) -> None:
     torch.set_num_threads(1)
-    params = load_params(ROOT / "params.yaml")
+    params = validate(load_params(ROOT / "params.yaml"))
     head = " | ".join(f"≤ {r} px: pixels / loss" for r in RADII_PX)
     print(f"| model | paper_loss | mask fraction | pixel error | {head} | loss beyond 5 px |")
     print("|---" * (5 + len(RADII_PX)) + "|")
-    for domain in params["pretrain"]["domains"]:
+    for domain in params.pretrain.domains:
         files = sorted((models_dir / domain).glob(f"*/seed{seed}.pt"))
         if not files:
             sys.exit(f"edge_loss: no {models_dir / domain}/*/seed{seed}.pt; run the pretraining stages first")
         ckpt = torch.load(files[0], map_location="cpu", weights_only=True)
-        model = build_model(ckpt["model"], ckpt["seed"])
+        model = build_model(Model.model_validate(ckpt["model"]), ckpt["seed"])
         model.load_state_dict(ckpt["state_dict"])
         split = load_split(domains_dir, domain, "test")
         loss, pred = pixel_paper_loss(model, standardize(split["images"]), split["masks"], torch.device("cpu"))

@@ -26,7 +26,7 @@ import numpy as np
 from hrtem_ood.aggregation import aggregate_as_params, phenomena
 from hrtem_ood.domains import domain_defocus_nm
 from hrtem_ood.grid import run_job, stage_jobs
-from hrtem_ood.params import load_params
+from hrtem_ood.params import load_params, validate
 from hrtem_ood.results_io import read_results
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +38,7 @@ def probe(name: str, overrides: dict, domains: list[str]) -> dict:
     for key, value in overrides.items():
         section, sub = key.split(".", 1)
         params[section][sub] = value
+    params = validate(params)
     jobs = [dict(job, threads=1) for d in domains for job in stage_jobs(params, "pretrain", d, ROOT / "data/domains")]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -45,7 +46,7 @@ def probe(name: str, overrides: dict, domains: list[str]) -> dict:
     out = {"name": name, "overrides": overrides, "wall_s": round(time.perf_counter() - t0)}
     for job, res in zip(jobs, results, strict=True):
         loss = {r["eval_domain"]: r["value"] for r in res["rows"] if r["metric"] == "paper_loss"}
-        ood = [v for d, v in loss.items() if d not in params["aggregate"]["exclude_from_std"]]
+        ood = [v for d, v in loss.items() if d not in params.aggregate.exclude_from_std]
         out[job["pretrain_domain"]] = {"in_domain": loss[job["pretrain_domain"]],
                                        "ood_std": round(float(np.std(ood)), 4),
                                        "best_epoch": res["rows"][0]["epoch"], "loss_0nm": loss.get("df0")}
@@ -56,8 +57,8 @@ def measure(results_dir: Path) -> dict:
     """The scorecard's pretraining-only measures (phenomena 1, 3a, 3b and the in-domain loss), computed by
     hrtem_ood.aggregation as the aggregate stage does, from a folder of pretraining results tables, e.g. a
     seed's `pretrain` stages run as an experiment without its transfer stages."""
-    params = load_params(ROOT / "params.yaml")
-    rows = [row for d in params["pretrain"]["domains"] for row in read_results(results_dir / f"{d}.csv")]
+    params = validate(load_params(ROOT / "params.yaml"))
+    rows = [row for d in params.pretrain.domains for row in read_results(results_dir / f"{d}.csv")]
     with warnings.catch_warnings():  # no transfer rows: the transfer measures are NaN, and numpy says so
         warnings.simplefilter("ignore", RuntimeWarning)
         found = phenomena(aggregate_as_params(params, rows), domain_defocus_nm(params))

@@ -20,23 +20,23 @@ import torch
 from hrtem_ood.datasets import load_split
 from hrtem_ood.evaluation import evaluate, model_input, standardize
 from hrtem_ood.model import build_model
-from hrtem_ood.params import load_params
+from hrtem_ood.params import Model, load_params, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(dataset: str = "real_segtrack") -> None:
-    params = load_params(ROOT / "params.yaml")
-    torch.set_num_threads(int(params["train"]["threads"]))
+    params = validate(load_params(ROOT / "params.yaml"))
+    torch.set_num_threads(params.train.threads)
     split = load_split(ROOT / "data/domains", dataset, "test")
     whole, tile = model_input(split), standardize(split["images"])
     print("| pretrained on | Dice, per micrograph | Dice, per tile | paper_loss, per micrograph | per tile |")
     print("|---|---|---|---|---|")
-    for domain in params["pretrain"]["domains"]:
+    for domain in params.pretrain.domains:
         scores = {"whole": [], "tile": []}
         for path in sorted((ROOT / "models/pretrain" / domain).glob("*/seed*.pt")):
             saved = torch.load(path, map_location="cpu", weights_only=True)
-            model = build_model(saved["model"], 0)
+            model = build_model(Model.model_validate(saved["model"]), 0)
             model.load_state_dict(saved["state_dict"])
             for key, images in (("whole", whole), ("tile", tile)):
                 scores[key].append(evaluate(model, images, split["masks"], torch.device("cpu")))

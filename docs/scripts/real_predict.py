@@ -17,18 +17,18 @@ import numpy as np
 
 from hrtem_ood.datasets import read_h5
 from hrtem_ood.ingest import read_image
-from hrtem_ood.params import load_params
+from hrtem_ood.params import load_params, validate
 from hrtem_ood.predict import load_model, segment
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(model_path: str = "models/ready/real_segtrack.pt2", *pixel_sizes: str) -> None:
-    params = load_params(ROOT / "params.yaml")
-    root = ROOT / params["ingest"]["datasets"]["real_segtrack"]["root"]
+    params = validate(load_params(ROOT / "params.yaml"))
+    root = ROOT / params.ingest.datasets["real_segtrack"].root
     arrays, _ = read_h5(ROOT / "data/domains/real_segtrack/test.h5", ("sources", "source_index"))
     names = [str(arrays["sources"][i]) for i in sorted(set(arrays["source_index"].tolist()))]
-    model = load_model(ROOT / model_path, float(params["simulate"]["output_sampling_A"]))
+    model = load_model(ROOT / model_path, params.simulate.output_sampling_A)
     print(f"{model_path} on the {len(names)} test micrographs ({', '.join(names)}):\n")
     print("| assumed pixel size (A) | Dice | IoU |\n|---|---|---|")
     for px in [float(p) for p in pixel_sizes] or [0.50, 0.57, 0.65]:

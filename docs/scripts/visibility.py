@@ -19,7 +19,7 @@ from scipy.ndimage import binary_dilation, binary_erosion, gaussian_filter, unif
 from hrtem_ood.datasets import read_h5
 from hrtem_ood.domains import domain_imaging
 from hrtem_ood.imaging import domain_images
-from hrtem_ood.params import load_params
+from hrtem_ood.params import DomainImaging, load_params, validate
 
 
 def visibility(images: np.ndarray, masks: np.ndarray, sampling_A: float = 0.2) -> float:
@@ -44,8 +44,8 @@ def main() -> None:
     ap.add_argument("--defocus-nm", default="-25,-15,-10,-5,0,5,10,15,25")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args()
-    params = load_params(args.params)
-    by_defocus = {float(v["defocus_nm"]): k for k, v in params["domains"].items()}
+    params = validate(load_params(args.params))
+    by_defocus = {v.defocus_nm: k for k, v in params.domains.items()}
     ew, attrs = read_h5(args.exitwaves)
     s, e = float(attrs["sampling_A"]), float(attrs["energy_eV"])
     for cs in (float(c) for c in args.cs.split(",")):
@@ -54,8 +54,9 @@ def main() -> None:
             if df in by_defocus:
                 dom = domain_imaging(params, by_defocus[df])
             else:
-                dom = {**params["imaging"], "name": f"df{'m' if df < 0 else 'p'}{abs(df):g}", "defocus_nm": df}
-            dom["Cs_mm"] = cs
+                dom = DomainImaging.model_validate({**params.imaging.model_dump(), "defocus_nm": df,
+                                                    "name": f"df{'m' if df < 0 else 'p'}{abs(df):g}"})
+            dom = dom.model_copy(update={"Cs_mm": cs})
             ims = domain_images(ew["waves"], ew["zero_defocus_A"], ew["scene_id"], dom, s, e)["images"]
             row.append(f"{df:+g}: {visibility(ims, ew['masks'], s):.2f}")
         print(f"Cs {cs:g} mm  " + "  ".join(row), flush=True)

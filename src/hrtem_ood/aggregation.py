@@ -15,12 +15,16 @@ Definitions (reduce = median or mean over every model of a cell: seeds, runs, co
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .domains import domain_names, ingested_names
 from .results_io import ResultsError
 from .units import focus_label
+
+if TYPE_CHECKING:
+    from .params import Params
 
 #: How the models of a cell are reduced (``aggregate.reduce``).
 REDUCERS = {"median": np.median, "mean": np.mean}
@@ -177,26 +181,26 @@ def headline(agg: dict, defocus_nm: dict[str, float | None] | None = None) -> di
     }
 
 
-def simulated_rows(params: dict, rows: list[dict]) -> list[dict]:
+def simulated_rows(params: Params, rows: list[dict]) -> list[dict]:
     """The rows of models evaluated on a simulated domain, leaving out transfers to an ingested one (a pretraining
     row's target may be left empty in a foreign table)."""
-    sim = params["domains"]
+    sim = params.domains
     return [r for r in rows if r["eval_domain"] in sim and (r["stage"] == "pretrain" or r["target_domain"] in sim)]
 
 
-def aggregate_as_params(params: dict, rows: list[dict], simulated_only: bool = False) -> dict:
+def aggregate_as_params(params: Params, rows: list[dict], simulated_only: bool = False) -> dict:
     """:func:`aggregate` of ``rows`` over the declared domains, as the ``aggregate`` params say. Ingested domains
     are columns (and transfer targets) of the matrices but never enter an OOD std, so the std stays the study's,
     over its defocus series. ``simulated_only``: only the simulated domains' columns and targets (the study's
     measures are computed on these)."""
-    ac = params["aggregate"]
+    ac = params.aggregate
     doms = domain_names(params)
-    exclude = list(ac["exclude_from_std"]) + [d for d in ingested_names(params) if d not in ac["exclude_from_std"]]
+    exclude = ac.exclude_from_std + [d for d in ingested_names(params) if d not in ac.exclude_from_std]
     if simulated_only:
-        doms = list(params["domains"])
+        doms = list(params.domains)
         rows = simulated_rows(params, rows)
-    return aggregate(rows, doms, params["pretrain"]["domains"], metric=ac["metric"],
-                     reduce=ac["reduce"], exclude_from_std=exclude, filters=ac["filters"])
+    return aggregate(rows, doms, params.pretrain.domains, metric=ac.metric, reduce=ac.reduce,
+                     exclude_from_std=exclude, filters=ac.filters)
 
 
 def ingested_summary(rows: list[dict], dataset: str, pretrain_domains: list[str], *, reduce: str = "median",

@@ -7,6 +7,7 @@ nothing the pipeline depends on.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,8 +17,11 @@ from .errors import UserError
 from .io import read_json, write_json
 from .results_io import ResultsError, grid_files, grid_result_files, read_results
 
+if TYPE_CHECKING:
+    from .params import Params
 
-def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float, out: str | Path | None,
+
+def run_ctf_overlap(params: Params, exitwaves_dir: str | Path, q_max_per_A: float, out: str | Path | None,
                     results_dir: str | Path = "metrics/results") -> dict:
     """Does the overlap of two domains' phase CTFs predict the OOD gap L_j(f_i) - L_i(f_i) after
     pretraining (the companion paper's hypothesis)? Uses the median calibrated zero defocus of the
@@ -30,10 +34,11 @@ def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float,
 
     summary = read_json(Path(exitwaves_dir) / "summary.json")
     zero_A = float(np.median(summary["zero_defocus_A"]))
-    doms, pres = domain_names(params), list(params["pretrain"]["domains"])
-    rows = [row for f in grid_files(params, results_dir, ".csv")["pretrain"] for row in read_results(f)]
+    doms, pres = domain_names(params), params.pretrain.domains
+    files = grid_files(pres, results_dir, ".csv")["pretrain"]
+    rows = [row for f in files for row in read_results(f)]
     agg = aggregate_as_params(params, rows)  # the same cells (filters, reduction) as the aggregate stage
-    energy_eV = float(params["simulate"]["energy_keV"]) * 1e3
+    energy_eV = params.simulate.energy_keV * 1e3
     defocus = domain_defocus_nm(params)
     table = []
     for i, p in enumerate(pres):
@@ -42,8 +47,7 @@ def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float,
             if d == p or dp is None or dd is None or np.isnan(agg["P"][i, j]):
                 continue
             im = domain_imaging(params, d)
-            ov = ctf_overlap(zero_A + 10 * dp, zero_A + 10 * dd, float(im["Cs_mm"]), energy_eV, q_max_per_A,
-                             float(im["focal_spread_A"]))
+            ov = ctf_overlap(zero_A + 10 * dp, zero_A + 10 * dd, im.Cs_mm, energy_eV, q_max_per_A, im.focal_spread_A)
             table.append({"pretrain": p, "eval": d, "ctf_overlap": round(ov, 4),
                           "ood_gap": round(float(agg["P"][i, j] - agg["P"][i, doms.index(p)]), 6)})
     if len(table) < 3:
@@ -60,13 +64,14 @@ def run_ctf_overlap(params: dict, exitwaves_dir: str | Path, q_max_per_A: float,
     return result
 
 
-def run_vs_study(params: dict, results: list[str] | None, out: str | Path | None) -> dict:
+def run_vs_study(params: Params, results: list[str] | None, out: str | Path | None) -> dict:
     """Rank correlations of this run's matrices with the study's published ones, reading the study's
     defocus sign both ways (:mod:`reference`). Uses the grid's results tables that exist, so a run
     with only some stages (e.g. pretraining only) compares what it has."""
     from .reference import VS_STUDY_KEYS, readings
 
-    files = [Path(f) for f in results] if results else [f for f in grid_result_files(params) if f.is_file()]
+    files = [Path(f) for f in results] if results else \
+        [f for f in grid_result_files(params.pretrain.domains) if f.is_file()]
     if not files:
         raise ResultsError("no results tables found (metrics/results/pretrain/*.csv); run the pipeline first")
     agg = aggregate_as_params(params, [row for f in files for row in read_results(f)], simulated_only=True)
@@ -108,7 +113,7 @@ def experiment_rows(name: str, rev: str, repo: str | Path = ".") -> list[dict]:
 
     p = dvc.api.params_show(repo=str(repo), rev=rev)
     rows = []
-    for f in (path.as_posix() for path in grid_result_files(p)):
+    for f in (path.as_posix() for path in grid_result_files(p["pretrain"]["domains"])):
         for row in read_results(f"{name}:{f}", text=dvc.api.read(f, repo=str(repo), rev=rev)):
             row["run"] = f"{name}/{row['run']}"
             row["experiment"] = name
@@ -116,7 +121,7 @@ def experiment_rows(name: str, rev: str, repo: str | Path = ".") -> list[dict]:
     return rows
 
 
-def run_compare(params: dict, exps: list[str] | None, out_metrics: str | Path, out_plots: str | Path) -> dict:
+def run_compare(params: Params, exps: list[str] | None, out_metrics: str | Path, out_plots: str | Path) -> dict:
     """Pool the results of several experiments (the study's "median over all hyperparameter
     conditions") and aggregate them with the workspace's ``aggregate`` params."""
     from .report import write_aggregate

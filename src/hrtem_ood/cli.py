@@ -193,14 +193,13 @@ def _chosen_model(params_path: str, args: argparse.Namespace):
         raise PredictError("name the model with either --model PATH or --domain DOMAIN [--target DOMAIN], not both")
     params = None
     if Path(params_path).is_file():
-        from .params import load_params
+        from .params import load_params, validate
 
-        params = load_params(params_path)
+        params = validate(load_params(params_path))
     if args.model is None and args.domain is None:  # the ready model of the one dataset of labels.datasets
         ready_dir = Path(args.models_dir) / "ready"
         if params is not None:
-            listed = (params.get("labels") or {}).get("datasets") or []
-            ready = [ready_dir / f"{d}.pt2" for d in listed if (ready_dir / f"{d}.pt2").is_file()]
+            ready = [ready_dir / f"{d}.pt2" for d in params.labels.datasets if (ready_dir / f"{d}.pt2").is_file()]
         else:
             ready = sorted(ready_dir.glob("*.pt2"))
         if len(ready) != 1:
@@ -209,7 +208,7 @@ def _chosen_model(params_path: str, args: argparse.Namespace):
         args.model = str(ready[0])
     path = Path(args.model) if args.model else find_model(args.models_dir, args.domain, args.target,
                                                            args.condition, args.seed)
-    return load_model(path, None if params is None else params["simulate"]["output_sampling_A"])
+    return load_model(path, None if params is None else params.simulate.output_sampling_A)
 
 
 def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
@@ -275,14 +274,13 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
         print(f"{args.out}: torch.export program, {card['input']['sampling_A']:g} A/px; card "
               f"{Path(args.out).with_suffix('.json')}")
         return
-    params = load_params(params_path)
-    validate(params)
+    params = validate(load_params(params_path))
     if cmd == "validate":
         from .model import check_encoder
         from .structures import check_material
 
         check_material(params)
-        check_encoder(params)
+        check_encoder(params.model, params.source)
         print(f"{params_path}: ok")
     elif cmd == "compare":
         analysis.run_compare(params, args.exps, args.out_metrics, args.out_plots)

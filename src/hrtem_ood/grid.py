@@ -13,26 +13,26 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from .columns import RESULT_COLUMNS, TIMING_COLUMNS
 from .datasets import DatasetError
 from .domains import domain_names, transfer_pairs
-from .params import RESULT_COLUMNS, fail
+from .params import fail, grid_values
+
+if TYPE_CHECKING:
+    from .params import Params, Train
 
 
-def values(x) -> list:
-    """A grid key's values: a list as it is, one value as a list of one."""
-    return list(x) if isinstance(x, list) else [x]
-
-
-def conditions(params: dict, stage: str) -> list[dict]:
+def conditions(params: Params, stage: str) -> list[dict]:
     """The stage's grid of conditions, in a fixed order: ``lr_pretrain`` (both stages), then ``lr_transfer``,
     ``n_transfer`` and ``freeze`` (transfer)."""
-    lrp = [float(v) for v in values(params["pretrain"]["lr"])]
+    lrp = grid_values(params.pretrain.lr)
     if stage == "pretrain":
         return [{"lr_pretrain": v} for v in lrp]
-    tc = params["transfer"]
-    return [{"lr_pretrain": a, "lr_transfer": float(b), "n_transfer": int(n), "freeze": f}
-            for a, b, n, f in itertools.product(lrp, values(tc["lr"]), values(tc["n_images"]), values(tc["freeze"]))]
+    tc = params.transfer
+    return [{"lr_pretrain": a, "lr_transfer": b, "n_transfer": n, "freeze": f} for a, b, n, f in
+            itertools.product(lrp, grid_values(tc.lr), grid_values(tc.n_images), grid_values(tc.freeze))]
 
 
 def condition_tag(cond: dict) -> str:
@@ -51,12 +51,12 @@ def run_name(stage: str, pretrain_domain: str, target_domain: str, tag: str, see
     return f"{stage}:{pretrain_domain}->{target_domain}:{tag}:s{seed}"
 
 
-def models_per_stage(params: dict, stage: str, n_targets: int = 1) -> int:
+def models_per_stage(params: Params, stage: str, n_targets: int = 1) -> int:
     """How many models one stage trains: its grid x seeds (x its targets, for a transfer row)."""
-    return len(conditions(params, stage)) * len(params["train"]["seeds"]) * n_targets
+    return len(conditions(params, stage)) * len(params.train.seeds) * n_targets
 
 
-def stage_jobs(params: dict, stage: str, pretrain_domain: str, domains_dir: str | Path,
+def stage_jobs(params: Params, stage: str, pretrain_domain: str, domains_dir: str | Path,
                targets: list[str] | None = None, init_dir: str | Path | None = None) -> list[dict]:
     """One task per model of the stage (plain data, for :func:`hrtem_ood.training.train_one_model`).
 
@@ -64,17 +64,17 @@ def stage_jobs(params: dict, stage: str, pretrain_domain: str, domains_dir: str 
     folder; a transfer's as ``<target>/<tag>/seed<k>.pt`` under its row's, starting from
     ``<init_dir>/<pretrain tag>/seed<k>.pt``.
     """
-    section = params[stage]
-    common = {"model": params["model"], "train": params["train"], "stage": stage, "pretrain_domain": pretrain_domain,
+    section = getattr(params, stage)
+    common = {"model": params.model, "train": params.train, "stage": stage, "pretrain_domain": pretrain_domain,
               "eval_domains": domain_names(params), "domains_dir": str(Path(domains_dir).resolve()),
-              "epochs": int(section["epochs"]), "params_file": params.get("_source", "params.yaml")}
+              "epochs": section.epochs, "params_file": params.source}
     jobs = []
     for target in targets or [pretrain_domain]:
         for cond in conditions(params, stage):
-            for seed in params["train"]["seeds"]:
+            for seed in params.train.seeds:
                 job = {**common, "target_domain": target, "seed": seed, **cond, "tag": condition_tag(cond)}
                 if stage == "pretrain":
-                    job.update(lr=cond["lr_pretrain"], n_images=section["n_images"], freeze="none", init_file=None,
+                    job.update(lr=cond["lr_pretrain"], n_images=section.n_images, freeze="none", init_file=None,
                                model_file=f"{pretrain_domain}/{job['tag']}/seed{seed}.pt")
                 else:
                     init = Path(init_dir) / condition_tag({"lr_pretrain": cond["lr_pretrain"]}) / f"seed{seed}.pt"
@@ -87,34 +87,33 @@ def stage_jobs(params: dict, stage: str, pretrain_domain: str, domains_dir: str 
     return jobs
 
 
-def pretrain_jobs(params: dict, domains_dir: str | Path) -> list[dict]:
+def pretrain_jobs(params: Params, domains_dir: str | Path) -> list[dict]:
     """Every pretraining model: ``pretrain.domains`` x ``pretrain.lr`` x ``train.seeds``, domain by domain."""
-    return [job for d in params["pretrain"]["domains"] for job in stage_jobs(params, "pretrain", d, domains_dir)]
+    return [job for d in params.pretrain.domains for job in stage_jobs(params, "pretrain", d, domains_dir)]
 
 
-def label_jobs(params: dict, dataset: str, domains_dir: str | Path, init_dir: str | Path, starts: dict[str, str | None],
-               n_train_micrographs: int) -> list[dict]:
+def label_jobs(params: Params, dataset: str, domains_dir: str | Path, init_dir: str | Path,
+               starts: dict[str, str | None], n_train_micrographs: int) -> list[dict]:
     """The label-count study of one ingested dataset (``labels``): for every start (``starts``: best / worst ->
     its pretraining domain, scratch -> None), every ``labels.n_micrographs`` ("all" = ``n_train_micrographs``)
     and seed, a model trained on every tile of the dataset's first n train micrographs, from the pretrained model
     of that seed (the first ``pretrain.lr``) or from scratch. Saved as ``<tag>/seed<k>.pt``, tag
     ``<start>-<domain>-n<n>`` (``scratch-n<n>``)."""
-    lc = params["labels"]
-    lrp = float(values(params["pretrain"]["lr"])[0])
-    common = {"model": params["model"], "train": params["train"], "stage": "labels", "target_domain": dataset,
+    lc = params.labels
+    lrp = grid_values(params.pretrain.lr)[0]
+    common = {"model": params.model, "train": params.train, "stage": "labels", "target_domain": dataset,
               "eval_domains": domain_names(params), "domains_dir": str(Path(domains_dir).resolve()),
-              "epochs": int(lc["epochs"]), "params_file": params.get("_source", "params.yaml"), "freeze": "none",
-              "n_images": None}
+              "epochs": lc.epochs, "params_file": params.source, "freeze": "none", "n_images": None}
     jobs = []
-    for start in lc["starts"]:
+    for start in lc.starts:
         domain = starts[start]
-        for n in lc["n_micrographs"]:
-            n = n_train_micrographs if n == "all" else int(n)
+        for n in lc.n_micrographs:
+            n = n_train_micrographs if n == "all" else n
             if n > n_train_micrographs:
                 fail(params, "labels.n_micrographs", f"{n} micrographs asked for, but the train split of {dataset} "
                                                      f"holds {n_train_micrographs}")
             tag = f"scratch-n{n}" if domain is None else f"{start}-{domain}-n{n}"
-            for seed in params["train"]["seeds"]:
+            for seed in params.train.seeds:
                 init = None
                 if domain is not None:
                     init = Path(init_dir) / domain / condition_tag({"lr_pretrain": lrp}) / f"seed{seed}.pt"
@@ -122,50 +121,51 @@ def label_jobs(params: dict, dataset: str, domains_dir: str | Path, init_dir: st
                         raise DatasetError(f"{init}: pretrained model not found (rerun the pretrain stage)")
                 jobs.append({**common, "pretrain_domain": domain or "scratch", "seed": seed, "tag": tag,
                              "n_sources": n, "lr_pretrain": lrp if domain else None,
-                             "lr": float(lc["lr"] if domain else lc["lr_scratch"]),
+                             "lr": lc.lr if domain else lc.lr_scratch,
                              "init_file": None if init is None else str(init.resolve()),
                              "model_file": f"{tag}/seed{seed}.pt"})
     return jobs
 
 
-def transfer_targets(params: dict, pretrain: str) -> list[str]:
+def transfer_targets(params: Params, pretrain: str) -> list[str]:
     """The targets of the transfer pairs that start from ``pretrain`` (its row of the transfer grid): every
     evaluated domain but ``pretrain`` (:func:`hrtem_ood.domains.transfer_pairs`)."""
     targets = [pair["target"] for pair in transfer_pairs(params).values() if pair["pretrain"] == pretrain]
-    if pretrain not in params["pretrain"]["domains"] or not targets:
+    if pretrain not in params.pretrain.domains or not targets:
         fail(params, "pretrain.domains", f"{pretrain!r} is not a pretraining domain with transfer pairs")
     return targets
 
 
-def side_by_side(tc: dict, n_jobs: int) -> int:
+def side_by_side(tc: Train, n_jobs: int) -> int:
     """How many of a stage's ``n_jobs`` models train at once locally: ``train.parallel_models``, at most."""
-    return max(1, min(int(tc.get("parallel_models", 1)), n_jobs))
+    return max(1, min(tc.parallel_models, n_jobs))
 
 
-def model_threads(tc: dict, n_jobs: int) -> int:
+def model_threads(tc: Train, n_jobs: int) -> int:
     """Torch threads of each model of a stage of ``n_jobs`` models: ``train.threads`` shared by the models that
     train side by side (5 pretraining models on 2 threads: 1 thread each, the fifth too). Every model gets this
     count wherever it runs (here, a local worker process or a dask worker) and whatever its place in the stage,
     so its results depend only on params and the size of its stage's grid."""
-    return max(1, int(tc["threads"]) // side_by_side(tc, n_jobs))
+    return max(1, tc.threads // side_by_side(tc, n_jobs))
 
 
 def run_job(job: dict) -> dict:
-    """Check ``model`` (timm encoder, U-Net build: one line naming the key if wrong), then train one model.
-    Torch is imported where this runs: here, a spawned process or a dask worker."""
+    """Check ``model`` (timm encoder, U-Net build: one line naming the params file and key if wrong), then train
+    one model. Torch is imported where this runs: here, a spawned process or a dask worker."""
     from .model import check_encoder
     from .training import train_one_model
 
-    check_encoder({"model": job["model"], "_source": job["params_file"]})
+    check_encoder(job["model"], job["params_file"])
     return train_one_model(job)
 
 
-def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curves_out: Path,
+def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curves_out: Path, timing_out: Path,
                     per_domain: bool = False) -> None:
     """Train every job (on the dask cluster when one is configured, else ``train.parallel_models`` side by side
-    in local worker processes); write the best models, the results table and the learning curves atomically.
-    ``per_domain``: ``results_out`` and ``curves_out`` are folders of one ``<pretrain domain>.csv`` / ``.json``
-    each (the pretrain stage), else single files (a transfer row)."""
+    in local worker processes); write the best models, the results table, the learning curves and the timing
+    table atomically. ``per_domain``: ``results_out``, ``curves_out`` and ``timing_out`` are folders of one
+    ``<pretrain domain>.csv`` / ``.json`` / ``.csv`` each (the pretrain stage), else single files (a transfer
+    row)."""
     from .io import atomic_path, write_csv, write_json
     from .parallel import map_ordered, run_side_by_side, scheduler_address
 
@@ -183,6 +183,7 @@ def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curve
     if not per_domain:
         write_csv(results_out, [row for r in results for row in r["rows"]], RESULT_COLUMNS)
         write_json(curves_out, [c for r in results for c in r["curve"]])
+        write_csv(timing_out, [r["timing"] for r in results], TIMING_COLUMNS)
         return
     domains = list(dict.fromkeys(job["pretrain_domain"] for job in jobs))
     mine = {d: [r for job, r in zip(jobs, results, strict=True) if job["pretrain_domain"] == d] for d in domains}
@@ -192,3 +193,6 @@ def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curve
     with atomic_path(curves_out, is_dir=True) as tmp:
         for d in domains:
             write_json(tmp / f"{d}.json", [c for r in mine[d] for c in r["curve"]])
+    with atomic_path(timing_out, is_dir=True) as tmp:
+        for d in domains:
+            write_csv(tmp / f"{d}.csv", [r["timing"] for r in mine[d]], TIMING_COLUMNS)

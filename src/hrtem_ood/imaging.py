@@ -3,10 +3,15 @@ and aperture, incoherent phonon average, Poisson dose. abTEM is imported inside 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .ctf import make_ctf, waves_from_array
 from .io import derive_seed
+
+if TYPE_CHECKING:
+    from .params import DomainImaging
 
 
 def image_intensity(exit_waves: np.ndarray, sampling_A: float, energy_eV: float, defocus_A: float,
@@ -26,19 +31,19 @@ def poisson_counts(intensity: np.ndarray, sampling_A: float, dose_e_per_A2: floa
     return images.poisson_noise(dose_per_area=dose_e_per_A2, seed=int(seed)).array.astype(np.float32)
 
 
-def domain_images(waves: np.ndarray, zero_defocus_A: np.ndarray, scene_ids: np.ndarray, dom: dict,
+def domain_images(waves: np.ndarray, zero_defocus_A: np.ndarray, scene_ids: np.ndarray, dom: DomainImaging,
                   sampling_A: float, energy_eV: float) -> dict[str, np.ndarray]:
     """Images of one domain: calibrated zero + domain defocus + seeded jitter, CTF with focal spread,
     Poisson noise at the dose. Every draw is seeded by (imaging seed, domain, scene id)."""
     out: dict[str, list] = {"images": [], "defocus_A": [], "jitter_A": [], "noise_seed": []}
     for w, z0, sid in zip(waves, zero_defocus_A, scene_ids, strict=True):
-        rng = np.random.default_rng(derive_seed(dom["seed"], dom["name"], "jitter", int(sid)))
-        jitter = float(rng.normal(0.0, 10.0 * dom["defocus_sigma_nm"]))
-        defocus = float(z0) + 10.0 * float(dom["defocus_nm"]) + jitter
-        intensity = image_intensity(w, sampling_A, energy_eV, defocus, dom["Cs_mm"], dom["focal_spread_A"],
-                                    dom.get("aperture_mrad"))
-        seed = derive_seed(dom["seed"], dom["name"], "noise", int(sid))
-        out["images"].append(poisson_counts(intensity, sampling_A, dom["dose_e_per_A2"], seed))
+        rng = np.random.default_rng(derive_seed(dom.seed, dom.name, "jitter", int(sid)))
+        jitter = float(rng.normal(0.0, 10.0 * dom.defocus_sigma_nm))
+        defocus = float(z0) + 10.0 * dom.defocus_nm + jitter
+        intensity = image_intensity(w, sampling_A, energy_eV, defocus, dom.Cs_mm, dom.focal_spread_A,
+                                    dom.aperture_mrad)
+        seed = derive_seed(dom.seed, dom.name, "noise", int(sid))
+        out["images"].append(poisson_counts(intensity, sampling_A, dom.dose_e_per_A2, seed))
         out["defocus_A"].append(defocus)
         out["jitter_A"].append(jitter)
         out["noise_seed"].append(seed)

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .params import IngestDataset, Splits
 
 IMAGE_SUFFIXES = {".dm3", ".dm4", ".mrc", ".emd", ".tif", ".tiff", ".npy", ".png"}
 MASK_SUFFIXES = {".npy", ".png", ".tif", ".tiff"}
@@ -232,42 +236,42 @@ def tiles(image: np.ndarray, tile_px: int, stride_px: int) -> list[tuple[int, in
     return [(y, x) for y in starts(h) for x in starts(w)]
 
 
-def split_files(names: list[str], fractions: dict[str, float], seed: int) -> dict[str, str]:
+def split_files(names: list[str], fractions: Splits, seed: int) -> dict[str, str]:
     """Assign each source file to train/val/test (seeded; at least one test file)."""
     rng = np.random.default_rng(seed)
     order = [names[i] for i in rng.permutation(len(names))]
     n = len(order)
-    n_test = max(1, round(fractions.get("test", 0.0) * n))
-    n_val = min(n - n_test, round(fractions.get("val", 0.0) * n))
+    n_test = max(1, round(fractions.test * n))
+    n_val = min(n - n_test, round(fractions.val * n))
     out = {}
     for k, name in enumerate(order):
         out[name] = "test" if k < n_test else ("val" if k < n_test + n_val else "train")
     return out
 
 
-def ingest_dataset(cfg: dict, sampling_A: float) -> dict[str, dict[str, np.ndarray]]:
+def ingest_dataset(cfg: IngestDataset, sampling_A: float) -> dict[str, dict[str, np.ndarray]]:
     """Read, check, resample and tile one dataset. Returns per split: images, masks, metadata arrays.
 
-    ``cfg`` keys: ``root`` (a folder holding ``images/`` and, when ``masks: true``, ``masks/`` with one
-    mask per image, same name), ``pixel_size_A`` (fallback when a file has none), ``tile_px``,
+    ``cfg`` (an ``ingest.datasets`` entry): ``root`` (a folder holding ``images/`` and, when ``masks: true``,
+    ``masks/`` with one mask per image, same name), ``pixel_size_A`` (fallback when a file has none), ``tile_px``,
     ``stride_px``, ``splits`` ({val, test} fractions of the files), ``seed`` (the split of the files and the
     order of each split's tiles).
     """
-    root = Path(cfg["root"])
+    root = Path(cfg.root)
     images = _index(root / "images", IMAGE_SUFFIXES, "images")
-    masks = _index(root / "masks", MASK_SUFFIXES, "masks") if cfg.get("masks") else None
+    masks = _index(root / "masks", MASK_SUFFIXES, "masks") if cfg.masks else None
     if masks is not None:
         missing = sorted(set(images) - set(masks))
         extra = sorted(set(masks) - set(images))
         if missing or extra:
             raise IngestError(f"{root / 'masks'}: masks do not match images (no mask for {missing[:5]}, "
                               f"no image for {extra[:5]})")
-    tile = int(cfg.get("tile_px", 256))
-    stride = int(cfg.get("stride_px", tile))
+    tile = cfg.tile_px
+    stride = cfg.stride_px or tile
     loaded = {}
     for name, path in images.items():
         img, pixel = read_image(path)
-        pixel = pixel or cfg.get("pixel_size_A")
+        pixel = pixel or cfg.pixel_size_A
         if not pixel:
             raise IngestError(f"{path}: no pixel size in the file and none in params (ingest.datasets.*.pixel_size_A)")
         mask = None
@@ -287,7 +291,7 @@ def ingest_dataset(cfg: dict, sampling_A: float) -> dict[str, dict[str, np.ndarr
             raise IngestError(f"{path}: {img.shape} px after resampling to {sampling_A} A is smaller than one "
                               f"{tile}-px tile")
         loaded[name] = (img, mask, float(pixel), corners)
-    assignment = split_files(sorted(loaded), cfg.get("splits", {"val": 0.2, "test": 0.2}), int(cfg.get("seed", 0)))
+    assignment = split_files(sorted(loaded), cfg.splits, cfg.seed)
     out: dict[str, dict[str, list]] = {s: {"images": [], "masks": [], "source_index": [], "tile_y": [], "tile_x": [],
                                            "pixel_size_A_raw": []} for s in ("train", "val", "test")}
     names = sorted(loaded)
@@ -306,7 +310,7 @@ def ingest_dataset(cfg: dict, sampling_A: float) -> dict[str, dict[str, np.ndarr
     for k, (split, d) in enumerate(out.items()):
         if d["images"]:
             # tiles in a seeded random order, so that the first n of a split come from all of its micrographs
-            order = np.random.default_rng([int(cfg.get("seed", 0)), k]).permutation(len(d["images"]))
+            order = np.random.default_rng([cfg.seed, k]).permutation(len(d["images"]))
             result[split] = {key: np.asarray(v)[order] for key, v in d.items()}
         else:
             result[split] = {"images": np.zeros((0, tile, tile), np.float32),

@@ -78,9 +78,14 @@ def write_csv(path: str | os.PathLike, rows: Iterable[dict], columns: list[str])
             writer.writerow({c: row[c] for c in columns})
 
 
+def _plain(obj: Any):
+    return obj.model_dump() if hasattr(obj, "model_dump") else str(obj)
+
+
 def stable_hash(obj: Any) -> str:
-    """SHA-256 of the canonical JSON form of ``obj`` (first 16 hex digits)."""
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()
+    """SHA-256 of the canonical JSON form of ``obj`` (first 16 hex digits); a typed params section counts as its
+    fields (``model_dump``)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_plain).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

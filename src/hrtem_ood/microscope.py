@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import recommend, thon
 from .errors import UserError
 from .units import focus_words
+
+if TYPE_CHECKING:
+    from .params import Params
 
 
 def load_micrographs(inputs: list[str], pixel_size_A: float | None, energy_keV: float | None,
@@ -84,16 +88,16 @@ def at_energy_nm(defocus_nm: float, from_keV: float, to_keV: float) -> float:
     return defocus_nm * thon.electron_wavelength_A(from_keV * 1e3) / thon.electron_wavelength_A(to_keV * 1e3)
 
 
-def matched_domain(params: dict, name: str, found: dict, sign: str | None, pretrain: bool) -> dict:
+def matched_domain(params: Params, name: str, found: dict, sign: str | None, pretrain: bool) -> dict:
     """The ``params.yaml`` changes that add domain ``name`` that matches the estimate: the support defocus that
     gives the same rings at the simulation's beam energy, less the support-to-particle offset (a distance, the
     same at every energy); the spread between the micrographs as its jitter, where that exceeds the default;
     the Cs. ``sign`` (underfocus / overfocus) picks the candidate when the estimate leaves the sign open."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
         raise UserError(f"--add-domain {name!r}: a domain name is a letter, then letters, digits or _")
-    if name in params["domains"] or name in ((params.get("ingest") or {}).get("datasets") or {}):
+    if name in params.domains or name in params.ingest.datasets:
         raise UserError(f"--add-domain {name!r}: params.yaml already has a domain or dataset of this name")
-    sim_keV = float(params["simulate"]["energy_keV"])
+    sim_keV = params.simulate.energy_keV
     support = at_energy_nm(found["support_nm"], found["energy_keV"], sim_keV)
     candidates = thon.particle_plane_nm(support, found["sign_known"], found["offset_nm"])
     if len(candidates) > 1 and sign is None:
@@ -105,24 +109,24 @@ def matched_domain(params: dict, name: str, found: dict, sign: str | None, pretr
         defocus = candidates[0]
     domain = {"defocus_nm": round(defocus, 1)}
     spread = round(at_energy_nm(found["sd_nm"], found["energy_keV"], sim_keV), 1)
-    if spread > float(params["imaging"]["defocus_sigma_nm"]):  # the micrographs' own spread, as the domain's jitter
+    if spread > params.imaging.defocus_sigma_nm:  # the micrographs' own spread, as the domain's jitter
         domain["defocus_sigma_nm"] = spread
-    if float(found["Cs_mm"]) != float(params["imaging"]["Cs_mm"]):
+    if float(found["Cs_mm"]) != params.imaging.Cs_mm:
         domain["Cs_mm"] = float(found["Cs_mm"])
     changes: dict = {"domains": {name: domain}}
     if pretrain:
-        changes["pretrain"] = {"domains": list(params["pretrain"]["domains"]) + [name]}
+        changes["pretrain"] = {"domains": [*params.pretrain.domains, name]}
     return changes
 
 
-def place_and_recommend(params: dict, results_dir: str | Path, candidates_nm: list[float]) -> dict:
+def place_and_recommend(params: Params, results_dir: str | Path, candidates_nm: list[float]) -> dict:
     """The recommendation (:func:`hrtem_ood.recommend.recommend`) for micrographs at ``candidates_nm``, from the
     run's results tables, with the domains' defocus range."""
     from .aggregation import aggregate_as_params
     from .domains import domain_defocus_nm
     from .results_io import grid_result_files, read_results
 
-    files = grid_result_files(params, results_dir)
+    files = grid_result_files(params.pretrain.domains, results_dir)
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
         raise UserError(f"{missing[0]}: results table not found; run `dvc repro` (or `dvc pull`) first")

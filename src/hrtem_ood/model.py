@@ -15,7 +15,7 @@ from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from .params import FREEZE_MODES, ParamsError, fail, suggest  # one definition, shared with params validation
+from .params import FREEZE_MODES, Model, ParamsError, suggest  # one definition, shared with params validation
 
 
 def _conv_block(cin: int, cout: int) -> nn.Sequential:
@@ -90,31 +90,32 @@ class UNet(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
 
-def build_model(cfg: dict, seed: int = 0) -> UNet:
+def build_model(cfg: Model, seed: int = 0) -> UNet:
     """Build the U-Net from the ``model`` params section with a seeded random initialization."""
     import timm
 
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in (cfg.get("encoder_kwargs") or {}).items()}
-    torch.manual_seed(int(seed) + int(cfg.get("seed_offset", 0)))
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.encoder_kwargs.items()}
+    torch.manual_seed(seed + cfg.seed_offset)
     try:
-        encoder = timm.create_model(cfg["encoder"], pretrained=False, features_only=True, in_chans=1, **kwargs)
+        encoder = timm.create_model(cfg.encoder, pretrained=False, features_only=True, in_chans=1, **kwargs)
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise ParamsError(f"model.encoder: cannot build timm encoder {cfg['encoder']!r} with {kwargs}: "
+        raise ParamsError(f"model.encoder: cannot build timm encoder {cfg.encoder!r} with {kwargs}: "
                           f"{' '.join(str(exc).split())}") from exc
-    return UNet(encoder, list(cfg["decoder_channels"]))
+    return UNet(encoder, cfg.decoder_channels)
 
 
-def check_encoder(params: dict) -> None:
-    """``model.encoder`` names a timm model, and the U-Net builds from the ``model`` section."""
+def check_encoder(cfg: Model, source: str = "params.yaml") -> None:
+    """``model.encoder`` names a timm model, and the U-Net builds from the ``model`` section; else one line
+    naming ``source`` (the params file) and the key."""
     import timm
 
-    name = params["model"]["encoder"]
-    if not timm.is_model(name):
-        fail(params, "model.encoder", f"unknown timm model {name!r}{suggest(name, timm.list_models())}")
+    if not timm.is_model(cfg.encoder):
+        raise ParamsError(f"{source}: model.encoder: unknown timm model {cfg.encoder!r}"
+                          f"{suggest(cfg.encoder, timm.list_models())}")
     try:
-        build_model(params["model"])
+        build_model(cfg)
     except ParamsError as exc:
-        raise ParamsError(f"{params.get('_source', 'params.yaml')}: {exc}") from exc
+        raise ParamsError(f"{source}: {exc}") from exc
 
 
 def n_parameters(model: nn.Module) -> int:

@@ -16,23 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model
 
+from .columns import FILTER_COLUMNS, METRICS
 from .domains import domain_names
 from .errors import UserError
 
 DOMAIN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 FREEZE_MODES = ("none", "encoder", "decoder")
 LOSSES = ("ce", "softmax_ce")
-METRICS = ("ce", "paper_loss", "dice", "iou")
-#: Columns of the long-form results table (one row per model, evaluated domain and metric).
-#: ``seconds``: the model's training time (wall, its epochs and their validation), the one column that
-#: differs between runs of the same params. ``numerics``: the arithmetic the model ran in (``bf16/contiguous``,
-#: say; hrtem_ood.training.choose_numerics), which depends on the device.
-RESULT_COLUMNS = ["run", "stage", "pretrain_domain", "target_domain", "eval_domain", "metric", "value", "seed",
-                  "freeze", "n_transfer", "lr_pretrain", "lr_transfer", "epoch", "seconds", "numerics"]
-#: Columns ``aggregate.filters`` may select on (``experiment`` is added by ``hrtem-ood compare``).
-FILTER_COLUMNS = tuple(RESULT_COLUMNS) + ("experiment",)
 SCHEMA_FILE = "params.schema.json"
 
 
@@ -41,7 +33,7 @@ class ParamsError(UserError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -221,8 +213,9 @@ class Aggregate(_Section):
     pairs: list[Pair] = Field(description="[pretrain, target] pairs drawn as bar plots")
     filters: dict[str, Any] = Field(description="column -> kept values (a list or one value)")
     figure_sign: Literal["study", "abtem"] = Field(
-        "study", description="defocus sign on the figures: study = the study's +d nm is abTEM's -d nm (Prismatic's "
-                             "C1, positive = overfocus); abtem = abTEM's defocus (positive = underfocus)")
+        "study", description="order of the figures' defocus axes (labels always read under / over N nm): study = "
+                             "as the study's figures, from underfocus to overfocus; abtem = by abTEM's defocus, "
+                             "from overfocus to underfocus")
 
 
 class Params(_Section):
@@ -239,6 +232,19 @@ class Params(_Section):
     ingest: Ingest = Field(default_factory=Ingest)
     labels: Labels = Field(default_factory=Labels)
     aggregate: Aggregate
+    _source: str = PrivateAttr("params.yaml")
+
+    @property
+    def source(self) -> str:
+        """Where the params came from (a file, a preset over a file, an edit): the first word of every error."""
+        return self._source
+
+
+class DomainImaging(Imaging):
+    """One simulated domain's imaging, resolved: ``imaging`` with the domain's overrides, its name and defocus."""
+
+    name: str
+    defocus_nm: float
 
 
 # ----------------------------------------------------------------------------------- reading
@@ -267,8 +273,11 @@ def suggest(word: str, options) -> str:
     return f"; valid: {', '.join(options[:12])}{' ...' if len(options) > 12 else ''}"
 
 
-def fail(params: dict, key: str, problem: str):
-    raise ParamsError(f"{params.get('_source', 'params.yaml')}: {key}: {problem}")
+def fail(params: Params | dict, key: str, problem: str):
+    """Raise the one-line error ``<source>: <key>: <problem>`` (``params``: the typed params, or the file's raw
+    mapping while it is being validated)."""
+    source = params.source if isinstance(params, Params) else params.get("_source", "params.yaml")
+    raise ParamsError(f"{source}: {key}: {problem}")
 
 
 def _submodel(annotation) -> type[BaseModel] | None:
@@ -303,61 +312,68 @@ def _message(err: dict) -> tuple[str, str]:
     return key, f"{err['msg'][0].lower()}{err['msg'][1:]}, got {err['input']!r}"
 
 
-def validate(params: dict) -> dict:
-    """Check every section and the cross-field rules. Returns ``params`` unchanged."""
+def validate(params: dict) -> Params:
+    """Check every section and the cross-field rules of a params file's mapping (:func:`load_params`). Returns
+    the typed :class:`Params` that every stage, the grid and the workers use."""
     data = {k: v for k, v in params.items() if k != "_source"}
     if isinstance(params.get("transfer"), dict) and "pairs" in params["transfer"]:
         fail(params, "transfer.pairs", "no longer a param: the transfer pairs are every (pretrain, target) of "
                                        "pretrain.domains x the evaluated domains; delete this block")
     try:
-        Params.model_validate(data)
+        typed = Params.model_validate(data)
     except ValidationError as exc:
         # unknown keys first; of a value-or-list grid key, the scalar member's error (clearer than the list's)
         errors = sorted(exc.errors(), key=lambda e: (e["type"] != "extra_forbidden", "'list[" in str(e["loc"])))
         fail(params, *_message(errors[0]))
-    _check_domains(params)
-    _check_data(params)
-    _check_training(params)
-    _check_aggregate(params)
-    _check_labels(params)
-    return params
+    typed._source = params.get("_source", "params.yaml")
+    _check_domains(typed)
+    _check_data(typed)
+    _check_training(typed)
+    _check_aggregate(typed)
+    _check_labels(typed)
+    return typed
+
+
+def grid_values(x) -> list:
+    """A grid key's values (:data:`GRID_KEYS`): a list as it is, one value as a list of one."""
+    return list(x) if isinstance(x, list) else [x]
 
 
 # ----------------------------------------------------------------------------------- cross-field checks
 
 
-def _check_domains(p: dict) -> None:
-    for name, d in p["domains"].items():
-        if not DOMAIN_NAME.match(str(name)):
+def _check_domains(p: Params) -> None:
+    for name, d in p.domains.items():
+        if not DOMAIN_NAME.match(name):
             fail(p, f"domains.{name}", "a domain name must start with a letter and hold only letters, digits, _")
-        overrides = {k: v for k, v in d.items() if k not in ("defocus_nm", "structure")}
+        overrides = d.model_dump(exclude={"defocus_nm", "structure"}, exclude_none=True)
         try:
-            Imaging.model_validate({**p["imaging"], **overrides})
+            Imaging.model_validate({**p.imaging.model_dump(), **overrides})
         except ValidationError as exc:
             key, problem = _message(exc.errors()[0])
             fail(p, f"domains.{name}.{key}" if key in overrides else f"imaging.{key}", problem)
-    for name, d in p.get("ingest", {}).get("datasets", {}).items():
+    for name, d in p.ingest.datasets.items():
         key = f"ingest.datasets.{name}"
-        if not DOMAIN_NAME.match(str(name)):
+        if not DOMAIN_NAME.match(name):
             fail(p, key, "a dataset name must start with a letter and hold only letters, digits, _")
-        if name in p["domains"]:
+        if name in p.domains:
             fail(p, key, f"duplicate name: {name!r} is also a simulated domain")
-        if d.get("tile_px", 256) % 32:
-            fail(p, f"{key}.tile_px", f"must be a multiple of 32, got {d['tile_px']}")
+        if d.tile_px % 32:
+            fail(p, f"{key}.tile_px", f"must be a multiple of 32, got {d.tile_px}")
 
 
-def _check_data(p: dict) -> None:
-    sp, field = p["structures"], p["structures"]["field_A"]
-    ranges = {f"structures.particles.{k}": sp["particles"][k] for k in ("count", "diameter_A")}
-    ranges["structures.carbon.thickness_A"] = sp["carbon"]["thickness_A"]
-    ranges.update({f"domains.{name}.structure.{k}": v for name, d in p["domains"].items()
-                   for k, v in (d.get("structure") or {}).items() if k != "material" and v is not None})
+def _check_data(p: Params) -> None:
+    sp, field = p.structures, p.structures.field_A
+    ranges = {f"structures.particles.{k}": getattr(sp.particles, k) for k in ("count", "diameter_A")}
+    ranges["structures.carbon.thickness_A"] = sp.carbon.thickness_A
+    ranges.update({f"domains.{name}.structure.{k}": v for name, d in p.domains.items() if d.structure is not None
+                   for k, v in d.structure.model_dump(exclude={"material"}, exclude_none=True).items()})
     for key, v in ranges.items():
         if v[0] > v[1]:
             fail(p, key, f"min must not exceed max, got {v!r}")
         if key.endswith("diameter_A") and v[1] > field:
             fail(p, key, f"particles larger than structures.field_A ({field}) do not fit")
-    s, so = p["simulate"]["sampling_A"], p["simulate"]["output_sampling_A"]
+    s, so = p.simulate.sampling_A, p.simulate.output_sampling_A
     if so < s:
         fail(p, "simulate.output_sampling_A", f"must be >= simulate.sampling_A ({s}), got {so}")
     if so > 0.5:
@@ -367,50 +383,51 @@ def _check_data(p: dict) -> None:
                                               f"{so / s:g}")
 
 
-def _check_training(p: dict) -> None:
-    tr, names, n_train = p["train"], domain_names(p), p["structures"]["n_train"]
-    if tr["crop_px"] % 32:
-        fail(p, "train.crop_px", f"must be a multiple of 32 (the encoder's total stride), got {tr['crop_px']}")
-    image_px = int(round(p["structures"]["field_A"] / p["simulate"]["output_sampling_A"]))
-    if tr["crop_px"] > image_px:
-        fail(p, "train.crop_px", f"{tr['crop_px']} px is larger than the simulated images ({image_px} px)")
-    for d in p["pretrain"]["domains"]:
+def _check_training(p: Params) -> None:
+    tr, names, n_train = p.train, domain_names(p), p.structures.n_train
+    if tr.crop_px % 32:
+        fail(p, "train.crop_px", f"must be a multiple of 32 (the encoder's total stride), got {tr.crop_px}")
+    image_px = round(p.structures.field_A / p.simulate.output_sampling_A)
+    if tr.crop_px > image_px:
+        fail(p, "train.crop_px", f"{tr.crop_px} px is larger than the simulated images ({image_px} px)")
+    for d in p.pretrain.domains:
         if d not in names:
             fail(p, "pretrain.domains", f"unknown domain {d!r}{suggest(d, names)}")
     for section, key in (("train", "seeds"), ("pretrain", "domains")) + GRID_KEYS:
-        v = p[section][key]
+        v = getattr(getattr(p, section), key)
         if isinstance(v, list) and len(set(map(str, v))) != len(v):
             fail(p, f"{section}.{key}", f"duplicate values in {v!r} would train the same models twice")
     for section in ("pretrain", "transfer"):
-        for n in (v if isinstance(v := p[section]["n_images"], list) else [v]):
+        for n in grid_values(getattr(p, section).n_images):
             if n is not None and n > n_train:
                 fail(p, f"{section}.n_images", f"{n} images asked for, but the train split of a simulated domain "
                                                f"holds structures.n_train = {n_train}")
 
 
-def _check_aggregate(p: dict) -> None:
-    ac, names = p["aggregate"], domain_names(p)
-    for d in ac["exclude_from_std"]:
+def _check_aggregate(p: Params) -> None:
+    ac, names = p.aggregate, domain_names(p)
+    for d in ac.exclude_from_std:
         if d not in names:
             fail(p, "aggregate.exclude_from_std", f"must list declared domains, got {d!r}{suggest(d, names)}")
-    for pair in ac["pairs"]:
+    for pair in ac.pairs:
         if not all(x in names for x in pair):
             fail(p, "aggregate.pairs", f"{pair!r} is not a [pretrain, target] pair of declared domains")
-    for col in ac["filters"]:
+    for col in ac.filters:
         if col not in FILTER_COLUMNS:
             fail(p, f"aggregate.filters.{col}", "not a results column, so it would drop every row"
                                                 + suggest(col, FILTER_COLUMNS))
 
 
-def _check_labels(p: dict) -> None:
-    lc = p.get("labels") or {}
-    ingested = {k: v for k, v in p["ingest"]["datasets"].items() if v.get("masks")}
-    for d in lc.get("datasets", []):
+def _check_labels(p: Params) -> None:
+    lc = p.labels
+    ingested = [k for k, v in p.ingest.datasets.items() if v.masks]
+    for d in lc.datasets:
         if d not in ingested:
             fail(p, "labels.datasets", f"must list ingested datasets with masks, got {d!r}" + suggest(d, ingested))
     for key in ("datasets", "n_micrographs", "starts"):
-        if len(set(map(str, lc.get(key, [])))) != len(lc.get(key, [])):
-            fail(p, f"labels.{key}", f"duplicate values in {lc[key]!r} would train the same models twice")
+        v = getattr(lc, key)
+        if len(set(map(str, v))) != len(v):
+            fail(p, f"labels.{key}", f"duplicate values in {v!r} would train the same models twice")
 
 
 def schema_text() -> str:

@@ -66,9 +66,9 @@ def merge(base, over: dict, replace: set[str] = frozenset(), prefix: str = "") -
             base[k] = _styled_like(v, base.get(k), list(base.values()))
 
 
-def edit_params_file(path: str | Path, changes: dict, replace: set[str] = frozenset()) -> dict:
+def edit_params_file(path: str | Path, changes: dict, replace: set[str] = frozenset()):
     """Merge ``changes`` into the params file at ``path`` (:func:`merge`), validate the result and write it back
-    with its comments and key order. Returns the new params."""
+    with its comments and key order. Returns the new params, typed."""
     from .io import write_text
     from .params import ParamsError, validate
 
@@ -85,8 +85,8 @@ def edit_params_file(path: str | Path, changes: dict, replace: set[str] = frozen
     merge(doc, changes, replace)
     params = _plain(doc)
     params["_source"] = f"{path} (edited)"
-    validate(params)
+    typed = validate(params)
     buf = io.StringIO()
     yaml.dump(doc, buf)
     write_text(path, buf.getvalue())
-    return params
+    return typed

@@ -68,10 +68,11 @@ def load_model(path: str | Path, sampling_A: float | None = None) -> LoadedModel
             raise PredictError(f"{path}: cannot load the exported model ({type(exc).__name__}: {exc})") from exc
         return LoadedModel(net, sampling, card, path)
     from .model import build_model
+    from .params import Model
 
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        net = build_model(saved["model"], 0)
+        net = build_model(Model.model_validate(saved["model"]), 0)
         net.load_state_dict(saved["state_dict"])
     except Exception as exc:  # torch raises many types for a file that is not a model
         raise PredictError(f"{path}: not a model file of this pipeline ({type(exc).__name__}: {exc})") from exc
@@ -79,7 +80,7 @@ def load_model(path: str | Path, sampling_A: float | None = None) -> LoadedModel
         raise PredictError(f"{path}: a pipeline model needs the params' simulate.output_sampling_A")
     card = {k: saved.get(k) for k in ("stage", "pretrain_domain", "target_domain", "condition", "seed", "epoch",
                                       "numerics")}
-    return LoadedModel(net.eval(), float(sampling_A), card, path)
+    return LoadedModel(net.eval(), sampling_A, card, path)
 
 
 def find_model(models_dir: str | Path, domain: str, target: str | None = None, condition: str | None = None,

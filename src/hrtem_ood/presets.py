@@ -32,9 +32,9 @@ def needs_apply(preset: dict) -> str | None:
     return None
 
 
-def preset_params(name: str, params_path: str | Path = "params.yaml", presets_dir: str | Path = "presets") -> dict:
+def preset_params(name: str, params_path: str | Path = "params.yaml", presets_dir: str | Path = "presets"):
     """The params of ``params_path`` with the preset applied (its ``_replace`` sections whole, every other key
-    one by one); validated."""
+    one by one), validated: the typed :class:`hrtem_ood.params.Params`."""
     from .params import load_params, validate
     from .params_file import merge
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import operator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from .plots import (
 from .reference import load_study_medians, study_as_aggregate, vs_study_head
 from .results_io import grid_files
 from .units import CONVENTION, focus_label, focus_words
+
+if TYPE_CHECKING:
+    from .params import Params
 
 #: How the figures order their defocus axes (``aggregate.figure_sign``): as the study's figures (from underfocus to
 #: overfocus: its -25 to +25 nm), or by params' defocus (from overfocus to underfocus). Labels are words either way.
@@ -74,19 +78,19 @@ def scorecard(ours: dict, study: dict) -> list[dict]:
     return rows
 
 
-def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out_plots: str | Path,
+def write_aggregate(params: Params, rows: list[dict], out_metrics: str | Path, out_plots: str | Path,
                     extra_head: dict | None = None, curves: dict[str, list[dict]] | None = None,
                     examples_png: str | Path | None = None, match: dict | None = None,
-                    spectra: list[dict] | None = None) -> dict:
+                    spectra: list[dict] | None = None, timing: list[dict] | None = None) -> dict:
     """Aggregate ``rows`` as the ``aggregate`` params say and write every output. Returns ``ood.json``.
 
-    Everything written is a function of the rows' losses, except ``timing.json`` and ``training_time.json``
-    (training seconds per model, which vary from run to run)."""
-    ac = params["aggregate"]
-    sign = ac.get("figure_sign", "study")
+    Everything written is a function of the rows' losses, except ``timing.json`` and ``training_time.json``, written
+    from ``timing`` (the timing tables' rows: training seconds per model, which vary from run to run) when given."""
+    ac = params.aggregate
+    sign = ac.figure_sign
     agg = aggregate_as_params(params, rows)
     defocus = domain_defocus_nm(params)
-    tables = plot_tables(agg, defocus, ac["pairs"], sort_nm=axis_order_nm(defocus, sign))
+    tables = plot_tables(agg, defocus, ac.pairs, sort_nm=axis_order_nm(defocus, sign))
     out_plots, out_metrics = Path(out_plots), Path(out_metrics)
     for name, table in tables.items():
         write_json(out_plots / f"{name}.json", table)
@@ -107,24 +111,25 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
     head["vs_study"] = vs_study_head(sim, defocus)
     head["pooled_conditions"] = {k: v for k, v in agg["pooled"].items()}
     head["models_per_cell"] = {k: list(v) for k, v in agg["models_per_cell"].items()}
-    real = {d: ingested_summary(rows, d, params["pretrain"]["domains"], reduce=ac["reduce"], filters=ac["filters"])
+    real = {d: ingested_summary(rows, d, params.pretrain.domains, reduce=ac.reduce, filters=ac.filters)
             for d in ingested_names(params)}
     if real:
         head["ingested"] = real
-    head["transfer_conditions"] = transfer_conditions(sim_rows, defocus, metric=ac["metric"], reduce=ac["reduce"],
-                                                      filters=ac["filters"])
+    head["transfer_conditions"] = transfer_conditions(sim_rows, defocus, metric=ac.metric, reduce=ac.reduce,
+                                                      filters=ac.filters)
     write_json(out_metrics / "ood.json", head)
-    timing = training_seconds(rows)
-    write_json(out_metrics / "timing.json", timing)
-    write_json(out_plots / "training_time.json", [{"freeze": f, "seconds": s} for f, s in
-                                                  timing["transfer_median_s_by_freeze"].items()])
+    if timing is not None:
+        seconds = training_seconds(timing)
+        write_json(out_metrics / "timing.json", seconds)
+        write_json(out_plots / "training_time.json", [{"freeze": f, "seconds": s} for f, s in
+                                                      seconds["transfer_median_s_by_freeze"].items()])
     cond_table = conditions_table(head["transfer_conditions"], study["fig6_1"])
     write_json(out_plots / "transfer_conditions.json", cond_table)
-    cond_chart = transfer_conditions_chart(cond_table, ac["metric"], head["transfer_conditions"]["n_models"])
+    cond_chart = transfer_conditions_chart(cond_table, ac.metric, head["transfer_conditions"]["n_models"])
     render(cond_chart, out_plots / "transfer_conditions.png", "png")
     note = f"under = underfocus, over = overfocus; {ORDERS[sign]}"
-    gen = generalization_chart(tables, ac["metric"], note)
-    dom = domain_loss_chart(tables, ac["metric"], note)
+    gen = generalization_chart(tables, ac.metric, note)
+    dom = domain_loss_chart(tables, ac.metric, note)
     render(gen, out_plots / "generalization.png", "png")
     render(gen, out_plots / "generalization.svg", "svg")
     render(dom, out_plots / "domain_loss.png", "png")
@@ -139,8 +144,8 @@ def write_aggregate(params: dict, rows: list[dict], out_metrics: str | Path, out
                                                                                                             labels)
     pooled = "; ".join(f"{k}: {', '.join(v)}" for k, v in head["pooled_conditions"].items())
     notes = [CONVENTION,
-             f"Metric {ac['metric']}, the {ac['reduce']} over all models of a cell ({pooled}); the OOD std leaves out "
-             f"{', '.join(ac['exclude_from_std'])} and every ingested dataset.",
+             f"Metric {ac.metric}, the {ac.reduce} over all models of a cell ({pooled}); the OOD std leaves out "
+             f"{', '.join(ac.exclude_from_std)} and every ingested dataset.",
              "The study's numbers: its published per-model table (7,200 models), recomputed as medians "
              "(src/hrtem_ood/data/study_matrices.json), measured with the same code as this run's."]
     sections = [("Dice and IoU per domain", dice_table(params, rows, defocus), None)]
@@ -179,14 +184,14 @@ def conclusion(card: list[dict], ours: dict, theirs: dict) -> str:
     return f"<p><b>{html.escape(' '.join(parts))}</b></p>"
 
 
-def dice_table(params: dict, rows: list[dict], defocus: dict[str, float | None]) -> str:
+def dice_table(params: Params, rows: list[dict], defocus: dict[str, float | None]) -> str:
     """Per evaluated domain: the Dice and IoU of the model pretrained there, the median over the pretrained
     models, and the median after transfer to it (an HTML table)."""
     import html
 
-    doms, pres = domain_names(params), params["pretrain"]["domains"]
-    scores = {m: aggregate(rows, doms, pres, metric=m, reduce=params["aggregate"]["reduce"],
-                           filters=params["aggregate"]["filters"]) for m in ("dice", "iou")}
+    doms, pres = domain_names(params), params.pretrain.domains
+    scores = {m: aggregate(rows, doms, pres, metric=m, reduce=params.aggregate.reduce,
+                           filters=params.aggregate.filters) for m in ("dice", "iou")}
 
     def cell(v):
         return "" if v is None or not np.isfinite(v) else f"{v:.3f}"
@@ -257,10 +262,10 @@ def match_sections(match: dict, spectra: list[dict], defocus: dict[str, float | 
     return out
 
 
-def read_curves(params: dict, curves_dir: str | Path) -> dict[str, list[dict]]:
+def read_curves(params: Params, curves_dir: str | Path) -> dict[str, list[dict]]:
     """Every epoch of every model of the grid, per stage kind; one series per pair and seed (``run``)."""
     return {kind: [{"stage": kind, **row} for f in files for row in read_json(f)]
-            for kind, files in grid_files(params, curves_dir, ".json").items()}
+            for kind, files in grid_files(params.pretrain.domains, curves_dir, ".json").items()}
 
 
 def write_curves(curves: dict[str, list[dict]], out_plots: str | Path) -> None:

@@ -63,16 +63,37 @@ def read_results(path: str | Path, text: str | None = None) -> list[dict]:
     return rows
 
 
-def grid_files(params: dict, root: str | Path, suffix: str) -> dict[str, list[Path]]:
-    """Per stage kind, the files ``<root>/<kind>/<domain><suffix>`` of the current grid: one per pretraining
-    domain, for its pretraining and for its row of transfers (never a glob: stale files of removed domains
-    are ignored)."""
+def grid_files(pretrain_domains: list[str], root: str | Path, suffix: str) -> dict[str, list[Path]]:
+    """Per stage kind, the files ``<root>/<kind>/<domain><suffix>`` of a grid (``pretrain.domains``): one per
+    pretraining domain, for its pretraining and for its row of transfers (never a glob: stale files of removed
+    domains are ignored). Results, curves and timing tables are laid out alike."""
     root = Path(root)
-    return {kind: [root / kind / f"{d}{suffix}" for d in params["pretrain"]["domains"]]
-            for kind in ("pretrain", "transfer")}
+    return {kind: [root / kind / f"{d}{suffix}" for d in pretrain_domains] for kind in ("pretrain", "transfer")}
 
 
-def grid_result_files(params: dict, results_dir: str | Path = "metrics/results") -> list[Path]:
-    """The results tables of the current grid."""
-    files = grid_files(params, results_dir, ".csv")
+def grid_result_files(pretrain_domains: list[str], results_dir: str | Path = "metrics/results") -> list[Path]:
+    """The results tables of a grid (``pretrain.domains``)."""
+    files = grid_files(pretrain_domains, results_dir, ".csv")
     return files["pretrain"] + files["transfer"]
+
+
+def grid_timing_files(pretrain_domains: list[str], timing_dir: str | Path = "metrics/timing") -> list[Path]:
+    """The timing tables of a grid (``pretrain.domains``), laid out as its results tables."""
+    return grid_result_files(pretrain_domains, timing_dir)
+
+
+def read_timing(paths: list[Path]) -> list[dict]:
+    """The rows of timing tables (:data:`hrtem_ood.columns.TIMING_COLUMNS`: one per model, with its training
+    seconds)."""
+    rows = []
+    for path in paths:
+        try:
+            with open(path, newline="") as fh:
+                found = list(csv.DictReader(fh))
+        except (OSError, csv.Error, UnicodeDecodeError) as exc:
+            raise ResultsError(f"{path}: cannot read timing table: {exc}") from exc
+        for k, row in enumerate(found):
+            if not {"run", "stage", "seconds"} <= set(row):
+                raise ResultsError(f"{path}: row {k} lacks the run, stage or seconds column")
+        rows.extend(found)
+    return rows

@@ -5,10 +5,15 @@ Never imports torch. Each scene is simulated once; every imaging domain reuses i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .calibration import minimum_contrast_defocus
 from .ctf import configure_abtem
+
+if TYPE_CHECKING:
+    from .params import Simulate
 
 
 def vacuum_merged_slices(z_A: np.ndarray, thickness_A: float, slice_thickness_A: float) -> tuple[float, ...]:
@@ -40,7 +45,7 @@ def vacuum_merged_slices(z_A: np.ndarray, thickness_A: float, slice_thickness_A:
     return tuple(out)
 
 
-def exit_waves(atoms, sim: dict, n_phonons: int, seed: int, merge_vacuum: bool = False) -> np.ndarray:
+def exit_waves(atoms, sim: Simulate, n_phonons: int, seed: int, merge_vacuum: bool = False) -> np.ndarray:
     """Exit waves (n_phonons, H, W) complex64 at ``output_sampling_A``.
 
     Multislice at ``sampling_A`` with ``n_phonons`` frozen-phonon configurations (static atoms when
@@ -49,16 +54,15 @@ def exit_waves(atoms, sim: dict, n_phonons: int, seed: int, merge_vacuum: bool =
     """
     import abtem
 
-    slices = float(sim["slice_thickness_A"])
+    slices = sim.slice_thickness_A
     if merge_vacuum and n_phonons == 1:
         slices = vacuum_merged_slices(atoms.positions[:, 2], float(atoms.cell[2, 2]), slices)
     if n_phonons > 1:
-        atoms = abtem.FrozenPhonons(atoms, num_configs=n_phonons, sigmas=float(sim["phonon_sigma_A"]),
-                                    seed=int(seed))
-    potential = abtem.Potential(atoms, sampling=float(sim["sampling_A"]), slice_thickness=slices,
+        atoms = abtem.FrozenPhonons(atoms, num_configs=n_phonons, sigmas=sim.phonon_sigma_A, seed=seed)
+    potential = abtem.Potential(atoms, sampling=sim.sampling_A, slice_thickness=slices,
                                 projection="infinite", parametrization="lobato")
-    waves = abtem.PlaneWave(energy=float(sim["energy_keV"]) * 1e3).multislice(potential)
-    factor = round(float(sim["output_sampling_A"]) / float(sim["sampling_A"]))
+    waves = abtem.PlaneWave(energy=sim.energy_keV * 1e3).multislice(potential)
+    factor = round(sim.output_sampling_A / sim.sampling_A)
     gpts = tuple(int(g) // factor for g in waves.gpts)
     if factor > 1:
         waves = waves.downsample(gpts=gpts)
@@ -88,8 +92,8 @@ def label_from_phase(wave: np.ndarray, sampling_A: float, threshold_rad: float, 
 
 
 def simulate_scene(task: dict) -> dict:
-    """Simulate one scene. ``task`` holds plain data (picklable for dask workers):
-    ``numbers``, ``positions``, ``cell``, ``is_particle``, ``sim`` (params section), ``Cs_mm``, ``seed``.
+    """Simulate one scene. ``task`` (picklable for dask workers) holds ``numbers``, ``positions``, ``cell``,
+    ``is_particle``, ``sim`` (the typed ``simulate`` section), ``Cs_mm`` and ``seed``.
 
     Returns the full-scene exit waves, the particles-only mask and the calibrated zero defocus.
     """
@@ -103,22 +107,19 @@ def _simulate_scene(task: dict) -> dict:
     from ase import Atoms
 
     sim = task["sim"]
-    configure_abtem(sim["fft"])
+    configure_abtem(sim.fft)
     full = Atoms(numbers=task["numbers"], positions=task["positions"], cell=task["cell"], pbc=True)
     part = full[task["is_particle"]]
-    waves = exit_waves(full, sim, int(sim["frozen_phonons"]), task["seed"])
+    waves = exit_waves(full, sim, sim.frozen_phonons, task["seed"])
     if len(part):
         particle_wave = exit_waves(part, sim, 1, task["seed"], merge_vacuum=True)[0]
     else:
         particle_wave = np.ones(waves.shape[-2:], np.complex64)
-    s_out = float(sim["output_sampling_A"])
-    lab = sim["label"]
-    mask = label_from_phase(particle_wave, s_out, lab["threshold_rad"], lab["smoothing_A"], lab["order"])
-    cal = sim["calibration"]
-    if len(part) and cal["method"] == "minimum_contrast":
-        z0 = minimum_contrast_defocus(particle_wave, s_out, float(sim["energy_keV"]) * 1e3, task["Cs_mm"],
-                                      cal["search_A"], cal["coarse_step_A"], cal["fine_step_A"],
-                                      cal.get("q_max_per_A"))
+    s_out, lab, cal = sim.output_sampling_A, sim.label, sim.calibration
+    mask = label_from_phase(particle_wave, s_out, lab.threshold_rad, lab.smoothing_A, lab.order)
+    if len(part) and cal.method == "minimum_contrast":
+        z0 = minimum_contrast_defocus(particle_wave, s_out, sim.energy_keV * 1e3, task["Cs_mm"], cal.search_A,
+                                      cal.coarse_step_A, cal.fine_step_A, cal.q_max_per_A)
     else:
         z0 = 0.0
     return {"scene_id": task["scene_id"], "waves": waves, "mask": mask, "zero_defocus_A": z0,

@@ -8,10 +8,14 @@ on the entrance surface of the film.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .params import fail, suggest
+
+if TYPE_CHECKING:
+    from .params import Params, Structures
 
 #: Crystal lattices (lattice constants in A). Wurtzite CdSe as in the study.
 MATERIALS: dict[str, dict] = {
@@ -29,11 +33,11 @@ MATERIALS: dict[str, dict] = {
 }
 
 
-def check_material(params: dict) -> None:
+def check_material(params: Params) -> None:
     """``structures.material`` and every domain's ``structure.material`` name a lattice of :data:`MATERIALS`."""
-    names = {"structures.material": params["structures"]["material"]}
-    names.update({f"domains.{d}.structure.material": v["structure"]["material"]
-                  for d, v in params["domains"].items() if (v.get("structure") or {}).get("material")})
+    names = {"structures.material": params.structures.material}
+    names.update({f"domains.{d}.structure.material": v.structure.material
+                  for d, v in params.domains.items() if v.structure is not None and v.structure.material})
     for key, name in names.items():
         if name not in MATERIALS:
             fail(params, key, f"unknown material {name!r}{suggest(name, MATERIALS)}")
@@ -161,7 +165,7 @@ def _place_centres(radii: np.ndarray, extent: float, gap: float, rng) -> list[tu
     return placed
 
 
-def build_scene(sp: dict, scene_id: int, split: str, seed: int):
+def build_scene(sp: Structures, scene_id: int, split: str, seed: int):
     """Build one scene from the ``structures`` params section.
 
     Returns ``(atoms, particles_only, spec)``: the full scene (particles + carbon, periodic cell),
@@ -170,16 +174,16 @@ def build_scene(sp: dict, scene_id: int, split: str, seed: int):
     from ase import Atoms
 
     rng = np.random.default_rng(seed)
-    extent = float(sp["field_A"])
-    pp, cp = sp["particles"], sp["carbon"]
-    n = int(rng.integers(pp["count"][0], pp["count"][1] + 1))
-    diameters = np.sort(rng.uniform(*pp["diameter_A"], size=n))[::-1]
-    thickness = float(rng.uniform(*cp["thickness_A"]))
-    placed = _place_centres(diameters / 2, extent, float(pp["min_gap_A"]), rng)
+    extent = sp.field_A
+    pp, cp = sp.particles, sp.carbon
+    n = int(rng.integers(pp.count[0], pp.count[1] + 1))
+    diameters = np.sort(rng.uniform(*pp.diameter_A, size=n))[::-1]
+    thickness = float(rng.uniform(*cp.thickness_A))
+    placed = _place_centres(diameters / 2, extent, pp.min_gap_A, rng)
     margin = 2.0
     dmax = max((float(diameters[k]) for _, k in placed), default=0.0)
     cell_z = margin + dmax + 1.0 + thickness + margin
-    if pp["side"] == "top":
+    if pp.side == "top":
         carbon_z = (margin + dmax + 1.0, margin + dmax + 1.0 + thickness)
         surface, direction = carbon_z[0], -1.0
     else:
@@ -191,36 +195,36 @@ def build_scene(sp: dict, scene_id: int, split: str, seed: int):
     particles = []
     for c, k in placed:
         d = diameters[k]
-        n_faults = int(rng.integers(0, pp["max_stacking_faults"] + 1))
-        atoms_p, info = nanoparticle(sp["material"], float(d), rng, n_faults)
+        n_faults = int(rng.integers(0, pp.max_stacking_faults + 1))
+        atoms_p, info = nanoparticle(sp.material, float(d), rng, n_faults)
         z_centre = surface + direction * (d / 2 + 1.0)
         atoms_p.positions += [c[0], c[1], z_centre]
         particle_atoms += atoms_p
         info["centre_A"] = [float(c[0]), float(c[1]), float(z_centre)]
         particles.append(info)
 
-    carbon = amorphous_carbon(extent, thickness, cp["density_per_A3"], cp["min_separation_A"], rng)
+    carbon = amorphous_carbon(extent, thickness, cp.density_per_A3, cp.min_separation_A, rng)
     carbon[:, 2] += carbon_z[0]
     full = particle_atoms.copy()
     full += Atoms("C" * len(carbon), positions=carbon)
     full.wrap()
     particle_atoms.wrap()
     spec = SceneSpec(scene_id=scene_id, split=split, seed=int(seed), field_A=extent,
-                     material=sp["material"], carbon_thickness_A=thickness,
+                     material=sp.material, carbon_thickness_A=thickness,
                      carbon_z_A=(float(carbon_z[0]), float(carbon_z[1])), cell_z_A=float(cell_z),
                      particles=particles)
     return full, particle_atoms, spec
 
 
-def scene_plan(sp: dict) -> list[tuple[int, str, int]]:
+def scene_plan(sp: Structures) -> list[tuple[int, str, int]]:
     """(scene_id, split, seed) for every scene. Ids are contiguous and never cross splits; each seed
     is spawned from ``structures.seed`` and the scene id, so adding test scenes never changes the
     training scenes."""
     out = []
     sid = 0
     for split in ("train", "val", "test"):
-        for _ in range(int(sp[f"n_{split}"])):
-            seed = int(np.random.SeedSequence(int(sp["seed"]), spawn_key=(sid,)).generate_state(1)[0])
+        for _ in range(getattr(sp, f"n_{split}")):
+            seed = int(np.random.SeedSequence(sp.seed, spawn_key=(sid,)).generate_state(1)[0])
             out.append((sid, split, seed))
             sid += 1
     return out

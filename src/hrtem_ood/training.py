@@ -10,15 +10,19 @@ import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from .columns import METRICS
 from .datasets import DatasetError, load_split, read_h5
 from .evaluation import evaluate, model_input, training_loss
 from .grid import run_name
 from .model import build_model
-from .params import METRICS
+
+if TYPE_CHECKING:
+    from .params import Model, Train
 
 
 def select_device() -> torch.device:
@@ -58,7 +62,7 @@ class Numerics:
         return f"{'bf16' if self.bf16 else 'float32'}/{'channels_last' if self.channels_last else 'contiguous'}"
 
 
-def choose_numerics(cfg: dict, device: torch.device, threads: int | None = None) -> Numerics:
+def choose_numerics(cfg: Train, device: torch.device, threads: int | None = None) -> Numerics:
     """``train.amp`` and ``train.memory_format`` resolved for ``device`` and the model's torch ``threads`` (default:
     torch's current count) by a fixed rule on the device's features, never by timing, which would make the bytes
     depend on the machine's load. Measured with ``benchmarks/training_speed.py`` (docs/performance.md):
@@ -68,9 +72,9 @@ def choose_numerics(cfg: dict, device: torch.device, threads: int | None = None)
       NHWC bf16 kernels scale badly for this small U-Net (one model, 2 threads: 183 against 121 crops/s);
       channels_last (NHWC) everywhere else: bf16 on one thread (137 against 119), float32 on any CPU, CUDA.
     """
-    bf16 = bool(cfg.get("amp", False)) and bf16_supported(device)
-    threads = torch.get_num_threads() if threads is None else int(threads)
-    choice = cfg.get("memory_format", "auto")
+    bf16 = cfg.amp and bf16_supported(device)
+    threads = torch.get_num_threads() if threads is None else threads
+    choice = cfg.memory_format
     if choice != "auto":
         return Numerics(bf16, choice == "channels_last", f"train.memory_format: {choice}")
     if bf16 and device.type == "cpu" and cpu_has_amx() and threads >= 2:
@@ -81,7 +85,7 @@ def choose_numerics(cfg: dict, device: torch.device, threads: int | None = None)
 
 
 def set_threads(n: int) -> None:
-    torch.set_num_threads(int(n))
+    torch.set_num_threads(n)
     try:
         torch.set_num_interop_threads(1)
     except RuntimeError:  # already set in this process
@@ -136,7 +140,7 @@ class TrainResult:
 
 
 def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndarray, val_images: np.ndarray,
-          val_masks: np.ndarray, cfg: dict, lr: float, epochs: int, seed: int,
+          val_masks: np.ndarray, cfg: Train, lr: float, epochs: int, seed: int,
           device: torch.device | None = None) -> TrainResult:
     """Train ``model`` (its frozen parts stay frozen) and return the state of the best epoch.
 
@@ -150,19 +154,19 @@ def train(model: torch.nn.Module, train_images: np.ndarray, train_masks: np.ndar
     num = choose_numerics(cfg, device)
     fmt = num.memory_format
     model.to(device, memory_format=fmt)
-    loss_fn = training_loss(cfg["loss"])
+    loss_fn = training_loss(cfg.loss)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=float(cfg["lr_decay_per_epoch"]))
-    batches = CropBatches(train_images, train_masks, int(cfg["crop_px"]), int(cfg["crops_per_image"]),
-                          int(cfg["batch_size"]), cfg["augment"], rng)
-    val_key = "ce" if cfg["loss"] == "ce" else "softmax_ce"
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.lr_decay_per_epoch)
+    batches = CropBatches(train_images, train_masks, cfg.crop_px, cfg.crops_per_image, cfg.batch_size, cfg.augment,
+                          rng)
+    val_key = "ce" if cfg.loss == "ce" else "softmax_ce"
     cuda = device.type == "cuda"
     amp = num.bf16
     best = TrainResult(best_state={}, best_epoch=0, best_val_loss=float("inf"), numerics=num)
     t0 = time.perf_counter()
     seen = 0
-    for epoch in range(1, int(epochs) + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         total, count = 0.0, 0
         for xb, yb in batches.epoch():
@@ -226,7 +230,7 @@ def _train_set(domains_dir, domain: str, split: str, n_images: int | None, n_sou
     return images, masks
 
 
-def saved_model_loss(model_file: str | Path, model_cfg: dict, domains_dir: str | Path, domain: str, split: str,
+def saved_model_loss(model_file: str | Path, model_cfg: Model, domains_dir: str | Path, domain: str, split: str,
                      threads: int) -> float:
     """paper_loss of a saved pipeline model on one split of a domain (e.g. zero-shot on an ingested domain's
     val split, which chooses the label-count study's starts without looking at its test split)."""
@@ -240,14 +244,15 @@ def saved_model_loss(model_file: str | Path, model_cfg: dict, domains_dir: str |
 
 
 def train_one_model(job: dict) -> dict:
-    """Train and evaluate one model of a stage's grid (:func:`hrtem_ood.grid.stage_jobs`). Plain data in and
-    out, so it can run on a dask worker; a transfer loads its pretrained model from ``job["init_file"]``.
+    """Train and evaluate one model of a stage's grid (:func:`hrtem_ood.grid.stage_jobs`): a task of picklable data
+    and typed params sections, so it can run on a dask worker; a transfer loads its pretrained model from
+    ``job["init_file"]``.
 
     Returns the best model as ``torch.save`` bytes (``model_bytes``), the result rows
-    (:data:`~hrtem_ood.params.RESULT_COLUMNS`, with the training seconds) and the learning curve.
-    """
+    (:data:`~hrtem_ood.columns.RESULT_COLUMNS`), the learning curve and the timing row
+    (:data:`~hrtem_ood.columns.TIMING_COLUMNS`: the training seconds, kept out of the results)."""
     tc, seed = job["train"], job["seed"]
-    set_threads(job.get("threads", tc["threads"]))
+    set_threads(job.get("threads", tc.threads))
     device = select_device()
     tr_x, tr_y = _train_set(job["domains_dir"], job["target_domain"], "train", job["n_images"], job.get("n_sources"))
     va_x, va_y = _train_set(job["domains_dir"], job["target_domain"], "val", None)
@@ -264,9 +269,9 @@ def train_one_model(job: dict) -> dict:
     common = {"run": run, "stage": stage, "pretrain_domain": p, "target_domain": t, "seed": seed,
               "freeze": job["freeze"] if transfer else None,
               "n_transfer": job.get("n_sources") or job["n_images"] if transfer else None,
-              "lr_pretrain": None if job["lr_pretrain"] is None else float(job["lr_pretrain"]),
-              "lr_transfer": job["lr"] if transfer else None,
-              "epoch": res.best_epoch, "seconds": round(res.seconds, 2), "numerics": num.label}
+              "lr_pretrain": job["lr_pretrain"], "lr_transfer": job["lr"] if transfer else None}
+    timing = {**common, "seconds": round(res.seconds, 2)}
+    common.update(epoch=res.best_epoch, numerics=num.label)
     rows = []
     for eval_domain, (ex, ey) in _eval_sets(job["domains_dir"], tuple(job["eval_domains"])).items():
         m = evaluate(model, ex, ey, device, memory_format=num.memory_format)
@@ -277,7 +282,8 @@ def train_one_model(job: dict) -> dict:
     print(f"{run}: best epoch {res.best_epoch}/{job['epochs']}, val loss {res.best_val_loss:.4f}, "
           f"{res.images_seen / res.seconds:.1f} crops/s ({num.label}; {num.rule})")
     buf = io.BytesIO()
-    torch.save({"state_dict": {k: v.detach().cpu() for k, v in res.best_state.items()}, "model": job["model"],
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in res.best_state.items()},
+                "model": job["model"].model_dump(),
                 "seed": seed, "epoch": res.best_epoch, "stage": stage, "pretrain_domain": p, "target_domain": t,
                 "condition": job["tag"], "numerics": num.label, "numerics_rule": num.rule}, buf)
-    return {"seed": seed, "model_bytes": buf.getvalue(), "rows": rows, "curve": curve}
+    return {"seed": seed, "model_bytes": buf.getvalue(), "rows": rows, "curve": curve, "timing": timing}

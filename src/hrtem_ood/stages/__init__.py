@@ -13,7 +13,8 @@ import argparse
 #: The data and output arguments shared by the pretrain and transfer stages.
 TRAINING_ARGUMENTS = {"--domains-dir": "folder of the domain datasets",
                       "--models-out": "folder of the best models, one file per seed",
-                      "--results-out": "results table (CSV)", "--curves-out": "learning curves (JSON)"}
+                      "--results-out": "results table (CSV)", "--curves-out": "learning curves (JSON)",
+                      "--timing-out": "timing table (CSV): each model's training seconds"}
 
 
 def entry(stage: str, doc: str | None, body, required: dict[str, str], more=None):

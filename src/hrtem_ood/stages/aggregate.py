@@ -6,21 +6,27 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..io import read_json
 from ..report import read_curves, write_aggregate, write_curves
-from ..results_io import grid_result_files, read_results
+from ..results_io import grid_result_files, grid_timing_files, read_results, read_timing
 from . import entry
 
+if TYPE_CHECKING:
+    from ..params import Params
 
-def aggregate(params: dict, args) -> None:
-    files = [Path(f) for f in args.results] if args.results else grid_result_files(params, args.results_dir)
+
+def aggregate(params: Params, args) -> None:
+    files = [Path(f) for f in args.results] if args.results else \
+        grid_result_files(params.pretrain.domains, args.results_dir)
     rows = [row for f in files for row in read_results(f)]
     curves = read_curves(params, args.curves_dir) if args.curves_dir else None
+    timing = read_timing(grid_timing_files(params.pretrain.domains, args.timing_dir)) if args.timing_dir else None
     match = read_json(args.match) if args.match else None
     spectra = read_json(args.spectra) if args.spectra else None
     head = write_aggregate(params, rows, args.out_metrics, args.out_plots, curves=curves, examples_png=args.examples,
-                           match=match, spectra=spectra)
+                           match=match, spectra=spectra, timing=timing)
     if curves is not None:
         write_curves(curves, args.out_plots)
     print(json.dumps({k: v for k, v in head.items() if not isinstance(v, dict)}, indent=1))
@@ -31,6 +37,8 @@ def _options(ap) -> None:
     ap.add_argument("--results", nargs="*", default=None,
                     help="long-form results tables (CSV/JSON/Parquet) instead of the grid's, e.g. made elsewhere")
     ap.add_argument("--curves-dir", default=None, help="folder of the learning curves (none: no curve tables)")
+    ap.add_argument("--timing-dir", default=None,
+                    help="folder of the timing tables (training seconds per model; none: no timing outputs)")
     ap.add_argument("--examples", default=None, help="the example montage (PNG) shown in the report")
     ap.add_argument("--match", default=None, help="the match stage's metrics (JSON): the report's model chooser")
     ap.add_argument("--spectra", default=None, help="the match stage's power spectra table (JSON)")

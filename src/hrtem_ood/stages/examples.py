@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,12 +14,15 @@ from ..plots import montage_png
 from ..units import focus_label
 from . import entry
 
+if TYPE_CHECKING:
+    from ..params import Params
 
-def write_examples(params: dict, domains_dir: str | Path, out_png: str | Path, split: str = "test",
+
+def write_examples(params: Params, domains_dir: str | Path, out_png: str | Path, split: str = "test",
                    index: int = 0) -> None:
     panels, titles = [], []
     mask = None
-    for name in params["domains"]:
+    for name in params.domains:
         arrays, attrs = read_h5(domain_file(domains_dir, name, split), ("images", "masks"))
         panels.append(arrays["images"][index])
         dnm = attrs.get("defocus_nm")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,12 +18,15 @@ from ..io import atomic_path, stable_hash
 from ..params import fail, suggest
 from . import entry
 
+if TYPE_CHECKING:
+    from ..params import Params
 
-def write_domain(params: dict, domain: str, exitwaves_dir: str | Path, out_dir: str | Path) -> None:
+
+def write_domain(params: Params, domain: str, exitwaves_dir: str | Path, out_dir: str | Path) -> None:
     from tqdm import tqdm
 
-    if domain not in params["domains"]:
-        fail(params, "domains", f"unknown domain {domain!r}{suggest(domain, params['domains'])}")
+    if domain not in params.domains:
+        fail(params, "domains", f"unknown domain {domain!r}{suggest(domain, params.domains)}")
     dom = domain_imaging(params, domain)
     configure_abtem("numpy")
     ew, attrs = read_h5(Path(exitwaves_dir) / structure_group(params, domain) / "exitwaves.h5")
@@ -37,11 +41,10 @@ def write_domain(params: dict, domain: str, exitwaves_dir: str | Path, out_dir: 
                       "zero_defocus_A": ew["zero_defocus_A"][sel], "defocus_A": imgs["defocus_A"],
                       "jitter_A": imgs["jitter_A"], "noise_seed": imgs["noise_seed"].astype(np.int64)},
                      {"domain": domain, "split": split, "source": "simulated", "sampling_A": sampling,
-                      "image_units": "electron counts", "defocus_nm": float(dom["defocus_nm"]),
-                      "defocus_sigma_nm": float(dom["defocus_sigma_nm"]),
-                      "dose_e_per_A2": float(dom["dose_e_per_A2"]), "focal_spread_A": float(dom["focal_spread_A"]),
-                      "Cs_mm": float(dom["Cs_mm"]), "energy_eV": energy,
-                      "aperture_mrad": float(dom.get("aperture_mrad") or 0.0),
+                      "image_units": "electron counts", "defocus_nm": dom.defocus_nm,
+                      "defocus_sigma_nm": dom.defocus_sigma_nm, "dose_e_per_A2": dom.dose_e_per_A2,
+                      "focal_spread_A": dom.focal_spread_A, "Cs_mm": dom.Cs_mm, "energy_eV": energy,
+                      "aperture_mrad": dom.aperture_mrad or 0.0,
                       "defocus_convention": "abTEM: defocus = -C10, positive = underfocus",
                       "params_hash": stable_hash({"imaging": dom, "exitwaves": attrs["params_hash"]})})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,13 +15,16 @@ from ..io import atomic_path, stable_hash
 from ..params import fail, suggest
 from . import entry
 
+if TYPE_CHECKING:
+    from ..params import Params
 
-def write_ingested(params: dict, dataset: str, out_dir: str | Path) -> None:
-    datasets = params.get("ingest", {}).get("datasets", {})
+
+def write_ingested(params: Params, dataset: str, out_dir: str | Path) -> None:
+    datasets = params.ingest.datasets
     if dataset not in datasets:
         fail(params, "ingest.datasets", f"unknown dataset {dataset!r}{suggest(dataset, datasets)}")
     cfg = datasets[dataset]
-    sampling = float(params["simulate"]["output_sampling_A"])
+    sampling = params.simulate.output_sampling_A
     result = ingest_dataset(cfg, sampling)
     with atomic_path(out_dir, is_dir=True) as tmp:
         for split in SPLITS:
@@ -32,7 +36,7 @@ def write_ingested(params: dict, dataset: str, out_dir: str | Path) -> None:
                      {"domain": dataset, "split": split, "source": "ingested", "sampling_A": sampling,
                       "image_units": "standardized per source micrograph", "normalisation": "micrograph",
                       "has_masks": bool(result["_has_masks"]),
-                      "defocus_nm": cfg.get("defocus_nm"), "dose_e_per_A2": cfg.get("dose_e_per_A2"),
+                      "defocus_nm": cfg.defocus_nm, "dose_e_per_A2": cfg.dose_e_per_A2,
                       "params_hash": stable_hash(cfg)})
     counts = {s: len(result[s]["images"]) for s in SPLITS}
     print(f"ingested {dataset}: {len(result['_sources'])} files -> tiles per split {counts}")

@@ -9,44 +9,47 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..aggregation import label_table
 from ..datasets import read_h5
-from ..grid import condition_tag, label_jobs, train_and_write, values
+from ..grid import condition_tag, label_jobs, train_and_write
 from ..io import write_json
-from ..params import fail, suggest
+from ..params import fail, grid_values, suggest
 from ..plots import labels_chart, render
 from ..results_io import read_results
 from . import TRAINING_ARGUMENTS, entry
 
+if TYPE_CHECKING:
+    from ..params import Params
 
-def zero_shot_val_losses(params: dict, dataset: str, domains_dir: str, init_dir: str) -> dict[str, float]:
+
+def zero_shot_val_losses(params: Params, dataset: str, domains_dir: str, init_dir: str) -> dict[str, float]:
     """Each pretraining domain's zero-shot paper_loss on the dataset's val split, median over seeds."""
     from ..training import saved_model_loss
 
-    tag = condition_tag({"lr_pretrain": float(values(params["pretrain"]["lr"])[0])})
-    threads = int(params["train"]["threads"])
-    return {d: round(float(np.median([saved_model_loss(Path(init_dir) / d / tag / f"seed{s}.pt", params["model"],
-                                                       domains_dir, dataset, "val", threads)
-                                      for s in params["train"]["seeds"]])), 6)
-            for d in params["pretrain"]["domains"]}
+    tag = condition_tag({"lr_pretrain": grid_values(params.pretrain.lr)[0]})
+    return {d: round(float(np.median([saved_model_loss(Path(init_dir) / d / tag / f"seed{s}.pt", params.model,
+                                                       domains_dir, dataset, "val", params.train.threads)
+                                      for s in params.train.seeds])), 6)
+            for d in params.pretrain.domains}
 
 
-def labels(params: dict, args) -> None:
+def labels(params: Params, args) -> None:
     ds = args.dataset
-    if ds not in params["labels"]["datasets"]:
-        fail(params, "labels.datasets", f"{ds!r} is not listed{suggest(ds, params['labels']['datasets'])}")
+    if ds not in params.labels.datasets:
+        fail(params, "labels.datasets", f"{ds!r} is not listed{suggest(ds, params.labels.datasets)}")
     val = zero_shot_val_losses(params, ds, args.domains_dir, args.init)
     starts = {"best": min(val, key=val.get), "worst": max(val, key=val.get), "scratch": None}
-    starts = {k: starts[k] for k in params["labels"]["starts"]}
+    starts = {k: starts[k] for k in params.labels.starts}
     sources = read_h5(Path(args.domains_dir) / ds / "train.h5", ("source_index",))[0]["source_index"]
     jobs = label_jobs(params, ds, args.domains_dir, args.init, starts, len(set(sources.tolist())))
-    train_and_write(jobs, args.models_out, args.results_out, args.curves_out)
+    train_and_write(jobs, args.models_out, args.results_out, args.curves_out, args.timing_out)
     table = label_table(read_results(args.results_out), ds, starts)  # median over seeds
     write_json(args.summary_out, {"dataset": ds, "starts": starts, "zero_shot_val_paper_loss": val,
-                                  "epochs": params["labels"]["epochs"], "seeds": params["train"]["seeds"],
+                                  "epochs": params.labels.epochs, "seeds": params.train.seeds,
                                   "test_split": table})
     write_json(args.plot_out, table)
     render(labels_chart(table, ds), args.figure_out, "png")

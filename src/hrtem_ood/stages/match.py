@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,9 @@ from ..ingest import micrograph_files, read_image
 from ..io import write_json
 from ..results_io import grid_result_files, read_results
 from . import entry
+
+if TYPE_CHECKING:
+    from ..params import Params
 
 #: Train images per simulated domain that calibrate the support-to-particle offset.
 CALIBRATION_IMAGES = 20
@@ -33,35 +37,35 @@ def _fits(images: np.ndarray, pixel_A: float, cfg: dict) -> list[thon.Fit]:
     return [thon.estimate_defocus(im, pixel_A, max_defocus_A=MAX_DEFOCUS_SIMULATED_A, **cfg) for im in images]
 
 
-def _simulated(params: dict, domains_dir: Path, split: str, n: int | None) -> dict[str, dict]:
+def _simulated(params: Params, domains_dir: Path, split: str, n: int | None) -> dict[str, dict]:
     """Per simulated domain: the images of ``split`` (the first ``n``), their support-plane fits and true
     particle-plane defoci (nm)."""
     out = {}
-    for dom in params["domains"]:
+    for dom in params.domains:
         data, attrs = read_h5(domains_dir / dom / f"{split}.h5", ("images", "defocus_A", "zero_defocus_A"))
         img = domain_imaging(params, dom)
-        carbon = domain_structures(params, dom)["carbon"]["thickness_A"]
-        cfg = {"energy_eV": float(attrs["energy_eV"]), "Cs_mm": float(img["Cs_mm"]),
+        carbon = domain_structures(params, dom).carbon.thickness_A
+        cfg = {"energy_eV": float(attrs["energy_eV"]), "Cs_mm": img.Cs_mm,
                "thickness_A": float(np.mean(carbon))}
         take = slice(None) if n is None else slice(0, n)
         images = data["images"][take]
         fits = _fits(images, float(attrs["sampling_A"]), cfg)
         out[dom] = {"images": images, "fits": fits, "support_nm": np.array([f.defocus_A for f in fits]) / 10.0,
                     "particle_nm": (data["defocus_A"][take] - data["zero_defocus_A"][take]) / 10.0,
-                    "sign_known": all(f.sign_known for f in fits), "defocus_nm": float(img["defocus_nm"])}
+                    "sign_known": all(f.sign_known for f in fits), "defocus_nm": img.defocus_nm}
     return out
 
 
-def _test_micrographs(params: dict, dataset: str, domains_dir: Path) -> list[tuple[str, np.ndarray, float]]:
+def _test_micrographs(params: Params, dataset: str, domains_dir: Path) -> list[tuple[str, np.ndarray, float]]:
     """An ingested dataset's test-split micrographs as recorded (native pixel size), from its source files."""
-    cfg = params["ingest"]["datasets"][dataset]
+    cfg = params.ingest.datasets[dataset]
     data, _ = read_h5(domains_dir / dataset / "test.h5", ("sources", "source_index"))
     names = {s.decode() if isinstance(s, bytes) else str(s) for s in data["sources"][np.unique(data["source_index"])]}
     out = []
-    for path in micrograph_files([Path(cfg["root"]) / "images"]):
+    for path in micrograph_files([Path(cfg.root) / "images"]):
         if path.stem in names:
             image, pixel = read_image(path)
-            out.append((path.stem, image, float(pixel or cfg["pixel_size_A"])))
+            out.append((path.stem, image, float(pixel) if pixel else cfg.pixel_size_A))
     return out
 
 
@@ -108,7 +112,7 @@ def _leave_one_out(models, domains: list[str], column_nm: np.ndarray, validation
                 true_defocus_placement=oracle)
 
 
-def _ingested(params: dict, dataset: str, found: dict, offset: float, models, column_nm: np.ndarray,
+def _ingested(params: Params, dataset: str, found: dict, offset: float, models, column_nm: np.ndarray,
               scores: dict, assumed: dict) -> dict:
     """An ingested dataset's estimate, its recommendation, and the measured Dice of the recommended model against
     the best zero-shot one."""
@@ -116,7 +120,7 @@ def _ingested(params: dict, dataset: str, found: dict, offset: float, models, co
     support_nm = s["defocus_A"] / 10.0
     rec = recommend.recommend(models, column_nm, thon.particle_plane_nm(support_nm, s["sign_known"], offset))
     measured = {"recommended": _measured(scores, rec["pretrain"], rec["target"], dataset)}
-    zero_shot = {p: _measured(scores, p, None, dataset) for p in params["pretrain"]["domains"]}
+    zero_shot = {p: _measured(scores, p, None, dataset) for p in params.pretrain.domains}
     best = max(zero_shot, key=lambda p: zero_shot[p]["dice"])
     measured["best_zero_shot"] = dict(zero_shot[best], model=f"pretrained on {best}")
     return {"micrographs": {n: {"support_defocus_nm": round(f.defocus_A / 10.0, 2),
@@ -128,7 +132,7 @@ def _ingested(params: dict, dataset: str, found: dict, offset: float, models, co
                         "support_thickness_nm": assumed["thickness_A"] / 10.0}}
 
 
-def match(params: dict, args) -> None:
+def match(params: Params, args) -> None:
     domains_dir = Path(args.domains_dir)
     calibration = _simulated(params, domains_dir, "train", CALIBRATION_IMAGES)
     sign_known = all(v["sign_known"] for v in calibration.values())
@@ -137,18 +141,18 @@ def match(params: dict, args) -> None:
     test = _simulated(params, domains_dir, "test", None)
     validation = _validation(test, offset)
     far = [v["median_abs_error_nm"] for v in validation.values() if abs(v["defocus_nm"]) >= 5]
-    rows = [r for f in grid_result_files(params, args.results_dir) for r in read_results(f)]
+    rows = [r for f in grid_result_files(params.pretrain.domains, args.results_dir) for r in read_results(f)]
     sim = aggregate_as_params(params, rows, simulated_only=True)
     column_nm = np.array([test[d]["defocus_nm"] for d in sim["domains"]])
     models = recommend.models_of(sim)
-    ac = params["aggregate"]
-    scores = {m: aggregate(rows, domain_names(params), params["pretrain"]["domains"], metric=m, reduce=ac["reduce"],
-                           filters=ac["filters"]) for m in ("paper_loss", "dice")}
-    assumed = {"energy_eV": float(params["simulate"]["energy_keV"]) * 1e3, "Cs_mm": float(params["imaging"]["Cs_mm"]),
-               "thickness_A": float(np.mean(params["structures"]["carbon"]["thickness_A"]))}
+    ac = params.aggregate
+    scores = {m: aggregate(rows, domain_names(params), params.pretrain.domains, metric=m, reduce=ac.reduce,
+                           filters=ac.filters) for m in ("paper_loss", "dice")}
+    assumed = {"energy_eV": params.simulate.energy_keV * 1e3, "Cs_mm": params.imaging.Cs_mm,
+               "thickness_A": float(np.mean(params.structures.carbon.thickness_A))}
     spectra = [{"source": d, "kind": "simulated", "q_per_A": q, "log10_power": p}
-               for d in params["domains"]
-               for q, p in _profile(test[d]["images"], params["simulate"]["output_sampling_A"], args.q_max)]
+               for d in params.domains
+               for q, p in _profile(test[d]["images"], params.simulate.output_sampling_A, args.q_max)]
     ingested = {}
     for dataset in ingested_names(params):
         micrographs = _test_micrographs(params, dataset, domains_dir)

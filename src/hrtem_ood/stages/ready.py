@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..io import read_json
 from ..params import fail
 from . import entry
+
+if TYPE_CHECKING:
+    from ..params import Params
 
 
 def lowest_val_loss(curves: list[dict]) -> tuple[str, float]:
@@ -24,16 +28,16 @@ def lowest_val_loss(curves: list[dict]) -> tuple[str, float]:
     return run, best[run]
 
 
-def ready(params: dict, args) -> None:
+def ready(params: Params, args) -> None:
     from ..export import export_model
     from ..predict import load_model
 
-    if args.dataset not in params["labels"]["datasets"]:
+    if args.dataset not in params.labels.datasets:
         fail(params, "labels.datasets", f"{args.dataset!r} is not listed, so it has no label-count models")
     run, loss = lowest_val_loss(read_json(args.curves))
     _, _, tag, seed = run.split(":")
     path = Path(args.models) / tag / f"seed{seed.removeprefix('s')}.pt"
-    model = load_model(path, float(params["simulate"]["output_sampling_A"]))
+    model = load_model(path, params.simulate.output_sampling_A)
     card = export_model(model, args.out, args.results_dir,
                         selection={"rule": "lowest validation loss (best epoch, paper_loss on the val split) among "
                                            f"the label-count study's models of {args.dataset}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from ..parallel import map_ordered
 from ..simulation import simulate_scene
 from . import entry
 
+if TYPE_CHECKING:
+    from ..params import Params
+
 
 def structure_group_dirs(structures_dir: str | Path) -> list[str]:
     """The structure groups in a structures folder: "" (the folder itself) and its subfolders, sorted."""
@@ -24,23 +28,22 @@ def structure_group_dirs(structures_dir: str | Path) -> list[str]:
     return top + sorted(p.parent.name for p in root.glob("*/atoms.h5"))
 
 
-def scene_tasks(params: dict, structures_dir: str | Path) -> list[dict]:
-    """One plain-data task per scene (picklable for dask workers)."""
+def scene_tasks(params: Params, structures_dir: str | Path) -> list[dict]:
+    """One task per scene: arrays and the typed ``simulate`` section (picklable for dask workers)."""
     specs = read_json(Path(structures_dir) / "scenes.json")
     atoms, _ = read_h5(Path(structures_dir) / "atoms.h5")
-    sim, off = params["simulate"], atoms["offsets"]
+    sim, off = params.simulate, atoms["offsets"]
     tasks = []
     for i, spec in enumerate(specs):
         sl = slice(off[i], off[i + 1])
         tasks.append({"scene_id": spec["scene_id"], "split": spec["split"], "has_particles": bool(spec["particles"]),
                       "numbers": atoms["numbers"][sl], "positions": atoms["positions_A"][sl],
                       "cell": atoms["cell_A"][i], "is_particle": atoms["is_particle"][sl], "sim": sim,
-                      "Cs_mm": float(params["imaging"]["Cs_mm"]),
-                      "seed": derive_seed(sim["seed"], "phonons", spec["scene_id"])})
+                      "Cs_mm": params.imaging.Cs_mm, "seed": derive_seed(sim.seed, "phonons", spec["scene_id"])})
     return tasks
 
 
-def write_exitwaves(params: dict, structures_dir: str | Path, out_dir: str | Path) -> None:
+def write_exitwaves(params: Params, structures_dir: str | Path, out_dir: str | Path) -> None:
     groups = structure_group_dirs(structures_dir)
     tasks = {g: scene_tasks(params, Path(structures_dir) / g) for g in groups}
     t0 = time.perf_counter()
@@ -62,16 +65,16 @@ def write_exitwaves(params: dict, structures_dir: str | Path, out_dir: str | Pat
             _write_group(params, tasks[g], results[g], tmp / g)
 
 
-def _write_group(params: dict, tasks: list[dict], results: list[dict], tmp: Path) -> None:
-    sim = params["simulate"]
+def _write_group(params: Params, tasks: list[dict], results: list[dict], tmp: Path) -> None:
+    sim = params.simulate
     write_h5(tmp / "exitwaves.h5",
              {"waves": np.stack([r["waves"] for r in results]),
               "masks": np.stack([r["mask"] for r in results]),
               "zero_defocus_A": np.array([r["zero_defocus_A"] for r in results]),
               "scene_id": np.array([t["scene_id"] for t in tasks], np.int64),
               "split": np.array([t["split"] for t in tasks])},
-             {"sampling_A": float(sim["output_sampling_A"]), "energy_eV": float(sim["energy_keV"]) * 1e3,
-              "Cs_mm_calibration": float(params["imaging"]["Cs_mm"]), "units_waves": "vacuum = 1",
+             {"sampling_A": sim.output_sampling_A, "energy_eV": sim.energy_keV * 1e3,
+              "Cs_mm_calibration": params.imaging.Cs_mm, "units_waves": "vacuum = 1",
               "params_hash": stable_hash(sim)})
     write_json(tmp / "summary.json", {  # no timings here: same params, same bytes
         "n_scenes": len(results),

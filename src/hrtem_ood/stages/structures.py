@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,15 +16,18 @@ from ..io import atomic_path, stable_hash, write_json
 from ..structures import build_scene, check_material, scene_plan
 from . import entry
 
+if TYPE_CHECKING:
+    from ..params import Params, Structures
 
-def write_structures(params: dict, out_dir: str | Path) -> None:
+
+def write_structures(params: Params, out_dir: str | Path) -> None:
     check_material(params)
     with atomic_path(out_dir, is_dir=True) as tmp:
         for group, sp in structure_groups(params).items():
             _write_group(sp, tmp / group, group or "structures")
 
 
-def _write_group(sp: dict, out: Path, desc: str) -> None:
+def _write_group(sp: Structures, out: Path, desc: str) -> None:
     from tqdm import tqdm
 
     arrays: dict[str, list] = {"numbers": [], "positions": [], "is_particle": []}

@@ -7,15 +7,19 @@ the start-up once for all its models (on a dask cluster, each warm worker pays i
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from ..grid import stage_jobs, train_and_write, transfer_targets
 from . import TRAINING_ARGUMENTS, entry
 
+if TYPE_CHECKING:
+    from ..params import Params
 
-def transfer(params: dict, args) -> None:
+
+def transfer(params: Params, args) -> None:
     targets = transfer_targets(params, args.pretrain)
     jobs = stage_jobs(params, "transfer", args.pretrain, args.domains_dir, targets=targets, init_dir=args.init)
-    train_and_write(jobs, args.models_out, args.results_out, args.curves_out)
+    train_and_write(jobs, args.models_out, args.results_out, args.curves_out, args.timing_out)
 
 
 main = entry("transfer", __doc__, transfer,
