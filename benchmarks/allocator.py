@@ -5,7 +5,8 @@ scene warms up and is not counted), and reports per scene: wall time, system tim
 (the kernel mapping and zero-filling memory), each as a ratio to glibc's defaults:
 
 1. glibc's defaults (the stage's own process before ``keep_freed_memory``);
-2. glibc's defaults, then ``hrtem_ood.parallel.keep_freed_memory()`` (what every fanned-out task now runs with);
+2. glibc's defaults, then ``hrtem_ood.execution.parallel.keep_freed_memory()`` (what every fanned-out task now
+   runs with);
 3. dask's nanny setting, ``MALLOC_TRIM_THRESHOLD_=65536``: what every dask worker process starts with;
 4. the nanny setting, then ``keep_freed_memory()``.
 
@@ -25,9 +26,9 @@ CHILD = """
 import hashlib, json, resource, sys, time
 sys.path.insert(0, {bench!r})
 from simulation_cost import scene_tasks
-from hrtem_ood.params import load_params, validate
-from hrtem_ood.parallel import keep_freed_memory
-from hrtem_ood.simulation import simulate_scene
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.execution.parallel import keep_freed_memory
+from hrtem_ood.physics.simulation import simulate_scene
 if {keep}:
     assert keep_freed_memory()
 tasks = scene_tasks(validate(load_params({params!r})), {n})

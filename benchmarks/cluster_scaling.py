@@ -1,7 +1,7 @@
 """One transfer stage's condition grid on a real dask cluster of 1 and of 2 workers, side by side.
 
-A scheduler and N single-threaded worker processes on 127.0.0.1 (hrtem_ood.cluster, as dask-jobqueue
-starts them on a cluster). The stage is ``hrtem_ood.grid.train_and_write`` on a grid of 2 frozen parts x
+A scheduler and N single-threaded worker processes on 127.0.0.1 (hrtem_ood.execution.cluster, as dask-jobqueue
+starts them on a cluster). The stage is ``hrtem_ood.execution.grid.train_and_write`` on a grid of 2 frozen parts x
 2 transfer sizes x 2 seeds (8 models, 1 torch thread each) of the default model on synthetic 256 px
 images. Each cluster runs the stage twice: cold (the workers import torch and load the test sets) and
 warm (the same workers, as for the next stage of a `dvc repro`). Prints wall seconds, the speed-up over
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hrtem_ood import grid
-from hrtem_ood.cluster import local_cluster
-from hrtem_ood.datasets import write_h5
-from hrtem_ood.params import load_params, validate
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.dataio.datasets import write_h5
+from hrtem_ood.execution import grid
+from hrtem_ood.execution.cluster import local_cluster
 
 
 def synthetic_domains(root: Path, names, n_train=16, size=256, seed=0) -> None:

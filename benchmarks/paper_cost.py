@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from hrtem_ood import grid
-from hrtem_ood.domains import domain_names
-from hrtem_ood.presets import preset_params
+from hrtem_ood.config.domains import domain_names
+from hrtem_ood.config.presets import preset_params
+from hrtem_ood.execution import grid
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY_A100_IMG_S = 1024 / 8.0  # the study: 1,024 images of 512^2 per 8 s epoch, FP32
@@ -55,9 +55,9 @@ def measure_cpu(p: dict, steps: int = 3, batch: int = 4) -> float:
     """Training crops/s of the preset's model at its crop size on this CPU (its ``train`` layout)."""
     import torch
 
-    from hrtem_ood.evaluation import training_loss
-    from hrtem_ood.model import build_model
-    from hrtem_ood.training import choose_numerics, set_threads
+    from hrtem_ood.learning.evaluation import training_loss
+    from hrtem_ood.learning.model import build_model
+    from hrtem_ood.learning.training import choose_numerics, set_threads
 
     tc = p.train
     set_threads(2)

@@ -42,9 +42,9 @@ def _with_workers(n: int, func, *args):
 def simulation(params, n_scenes: int = 4) -> None:
     from simulation_cost import scene_tasks  # benchmarks/ is on sys.path when run as a script
 
-    from hrtem_ood.ctf import configure_abtem
-    from hrtem_ood.parallel import map_ordered
-    from hrtem_ood.simulation import simulate_scene
+    from hrtem_ood.execution.parallel import map_ordered
+    from hrtem_ood.physics.ctf import configure_abtem
+    from hrtem_ood.physics.simulation import simulate_scene
 
     configure_abtem(params.simulate.fft)
     tasks = scene_tasks(params, n_scenes)
@@ -57,8 +57,8 @@ def simulation(params, n_scenes: int = 4) -> None:
 
 
 def _train(job):
-    from hrtem_ood.model import build_model
-    from hrtem_ood.training import set_threads, train
+    from hrtem_ood.learning.model import build_model
+    from hrtem_ood.learning.training import set_threads, train
 
     set_threads(job["threads"])
     rng = np.random.default_rng(job["seed"])
@@ -72,7 +72,7 @@ def _train(job):
 def training(params, epochs: int = 4) -> None:
     import torch
 
-    from hrtem_ood.parallel import map_ordered
+    from hrtem_ood.execution.parallel import map_ordered
 
     jobs = [{"model": params.model, "train": params.train, "epochs": epochs, "seed": s} for s in (0, 1)]
     _train({**jobs[0], "threads": 1, "epochs": 1})  # warm-up
@@ -131,7 +131,7 @@ def report_domains(walls: dict[int, float]) -> None:
 
 
 def main():
-    from hrtem_ood.params import load_params, validate
+    from hrtem_ood.config.params import load_params, validate
 
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     params = validate(load_params(args[0] if args else REPO / "params.yaml"))

@@ -14,11 +14,11 @@ import timeit
 
 import numpy as np
 
-from hrtem_ood.ctf import configure_abtem
-from hrtem_ood.imaging import image_intensity, poisson_counts
-from hrtem_ood.params import load_params, validate
-from hrtem_ood.simulation import simulate_scene
-from hrtem_ood.structures import build_scene, scene_plan
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.physics.ctf import configure_abtem
+from hrtem_ood.physics.imaging import image_intensity, poisson_counts
+from hrtem_ood.physics.simulation import simulate_scene
+from hrtem_ood.physics.structures import build_scene, scene_plan
 
 
 def scene_tasks(params, n: int) -> list[dict]:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from simulation_cost import scene_tasks  # noqa: E402
 from training_speed import bare_loop  # noqa: E402
 
-from hrtem_ood.params import load_params, validate  # noqa: E402
+from hrtem_ood.config.params import load_params, validate  # noqa: E402
 
 EPOCHS, N_IMAGES = 2, 32  # the short models of section 3: 2 epochs of 32 images x crops_per_image crops
 
@@ -41,7 +41,7 @@ def _scene_seconds(args) -> float:
     """Warm seconds of ``simulate_scene`` for the tasks (in a fresh process, so that abTEM's FFT setting and
     its numba functions start alike), after one warm-up scene."""
     tasks, fft, merge = args
-    import hrtem_ood.simulation as simulation
+    import hrtem_ood.physics.simulation as simulation
 
     if not merge:  # the particles-only multislice slice by slice, as before
         simulation.vacuum_merged_slices = lambda z, t, dz: dz
@@ -80,8 +80,8 @@ def _layout_rate(args) -> float:
     threads, channels_last, params = args
     import torch
 
-    from hrtem_ood.model import build_model
-    from hrtem_ood.training import bf16_supported, set_threads
+    from hrtem_ood.learning.model import build_model
+    from hrtem_ood.learning.training import bf16_supported, set_threads
 
     set_threads(threads)
     images, masks = _data(16)
@@ -94,7 +94,7 @@ def _layout_rate(args) -> float:
 def layout(params) -> None:
     import torch
 
-    from hrtem_ood.training import choose_numerics
+    from hrtem_ood.learning.training import choose_numerics
 
     print("\n2. layout of one model (bare loop; best of 3 interleaved rounds), before: bf16 + channels_last on every "
           "CPU; after: the rule")
@@ -113,8 +113,8 @@ def layout(params) -> None:
 def _model(args) -> float:
     """One short model with the project's loop (validation included) on ``threads`` threads; returns seconds."""
     threads, memory_format, params = args
-    from hrtem_ood.model import build_model
-    from hrtem_ood.training import set_threads, train
+    from hrtem_ood.learning.model import build_model
+    from hrtem_ood.learning.training import set_threads, train
 
     set_threads(threads)
     images, masks = _data(N_IMAGES)
@@ -125,7 +125,7 @@ def _model(args) -> float:
 
 
 def schedule(params) -> None:
-    from hrtem_ood.grid import model_threads, side_by_side
+    from hrtem_ood.execution.grid import model_threads, side_by_side
 
     n = 5
     k, threads = side_by_side(params.train, n), model_threads(params.train, n)
@@ -149,8 +149,8 @@ def _compiled_rate(args) -> tuple[float, float, float]:
     params, = args
     import torch
 
-    from hrtem_ood.model import build_model
-    from hrtem_ood.training import choose_numerics, set_threads
+    from hrtem_ood.learning.model import build_model
+    from hrtem_ood.learning.training import choose_numerics, set_threads
 
     set_threads(1)
     num = choose_numerics(params.train, torch.device("cpu"), 1)
@@ -174,9 +174,9 @@ def _loop_shares(args) -> tuple[float, float, float, float]:
     params, = args
     import torch
 
-    from hrtem_ood.evaluation import evaluate
-    from hrtem_ood.model import build_model
-    from hrtem_ood.training import CropBatches, choose_numerics, set_threads, train
+    from hrtem_ood.learning.evaluation import evaluate
+    from hrtem_ood.learning.model import build_model
+    from hrtem_ood.learning.training import CropBatches, choose_numerics, set_threads, train
 
     set_threads(1)
     images, masks = _data(params.structures.n_train)

@@ -2,7 +2,7 @@
 
 1. layouts: crops/s of one forward + backward + Adam step, float32 or bf16 autocast, contiguous (NCHW)
    or channels_last (NHWC), each as a ratio to float32 contiguous (the loop before issue 19);
-2. our loop (``hrtem_ood.training.train``, incl. per-epoch validation) against a bare PyTorch loop on
+2. our loop (``hrtem_ood.learning.training.train``, incl. per-epoch validation) against a bare PyTorch loop on
    the same model, layout and crops;
 3. a stage's models one after another on all threads against ``train.parallel_models`` side by side;
 4. the fixed cost per model: one process per model (start-up paid by every model) against one process
@@ -20,10 +20,10 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import torch
 
-from hrtem_ood.evaluation import training_loss
-from hrtem_ood.model import build_model
-from hrtem_ood.params import load_params, validate
-from hrtem_ood.training import CropBatches, bf16_supported, choose_numerics, set_threads, train
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.learning.evaluation import training_loss
+from hrtem_ood.learning.model import build_model
+from hrtem_ood.learning.training import CropBatches, bf16_supported, choose_numerics, set_threads, train
 
 
 def bare_loop(model, images, masks, cfg, lr, epochs, seed, bf16, fmt):
@@ -120,7 +120,7 @@ def main():
 
     print("\n4. fixed cost per model (interpreter + torch + timm + model build, in a fresh process)")
     n_row = len(params.domains) - 1
-    build = ("import hrtem_ood.stages.transfer, hrtem_ood.model as m, hrtem_ood.params as p;"
+    build = ("import hrtem_ood.stages.transfer, hrtem_ood.learning.model as m, hrtem_ood.config.params as p;"
              "c = p.validate(p.load_params('params.yaml')).model;"
              "[m.build_model(c, k) for k in range({n})]")
     one = startup(build.format(n=1))

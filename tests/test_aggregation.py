@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from hrtem_ood.aggregation import aggregate, headline
-from hrtem_ood.plot_rows import plot_tables
-from hrtem_ood.results_io import ResultsError, read_results
+from hrtem_ood.results.aggregation import aggregate, headline
+from hrtem_ood.results.plot_rows import plot_tables
+from hrtem_ood.results.results_io import ResultsError, read_results
 
 DOMS = ["a", "b", "c"]  # c is excluded from the std
 PRE = ["a", "b"]
@@ -167,7 +167,7 @@ def test_aggregate_cli_on_a_foreign_table(tmp_path):
 
 def test_phenomena_by_hand():
     """Phenomena 1-4 on a 3 x 4 example computed by hand."""
-    from hrtem_ood.aggregation import phenomena
+    from hrtem_ood.results.aggregation import phenomena
 
     doms, pres = ["m10", "z", "p10", "p20"], ["m10", "z", "p10"]
     nan = np.nan
@@ -201,9 +201,9 @@ def test_phenomena_by_hand():
 def test_the_study_scores_itself():
     """The study's own medians, measured with the same code, meet every threshold of the scorecard, and
     its failing row is its +10 nm model (PG 0.058, protocol.md)."""
-    from hrtem_ood.aggregation import phenomena
-    from hrtem_ood.reference import study_as_aggregate
-    from hrtem_ood.report import scorecard
+    from hrtem_ood.results.aggregation import phenomena
+    from hrtem_ood.results.reference import study_as_aggregate
+    from hrtem_ood.results.report import scorecard
 
     agg, defocus = study_as_aggregate()
     ph = phenomena(agg, defocus)
@@ -215,7 +215,7 @@ def test_the_study_scores_itself():
 def test_figures_order_axes_as_the_study_with_labels_in_words():
     """With figure_sign study, the overfocus 10 nm domain (abTEM -10) sorts last, where the study's failing +10 nm
     row is; params' order puts it first. Labels are words either way; domains without a defocus keep None."""
-    from hrtem_ood.report import axis_order_nm
+    from hrtem_ood.results.report import axis_order_nm
 
     defocus = {"dfm10": -10.0, "df0": 0.0, "dfp10": 10.0, "lab": None}
     assert axis_order_nm(defocus, "study") == {"dfm10": 10.0, "df0": 0.0, "dfp10": -10.0, "lab": None}
@@ -237,7 +237,7 @@ def _transfer_row(t, n, freeze, v, seed=0, lrp=1e-3, lrt=1e-4, seconds=None, e=N
 
 def test_transfer_conditions_by_hand():
     """Phenomenon 5: each model's loss on its own target, 0 nm targets left out, reduced per condition."""
-    from hrtem_ood.conditions import transfer_conditions
+    from hrtem_ood.results.conditions import transfer_conditions
 
     defocus = {"a": -10.0, "b": 10.0, "z": 0.0}
     rows = [_transfer_row("b", 64, "none", 0.03), _transfer_row("b", 64, "encoder", 0.05),
@@ -256,7 +256,7 @@ def test_transfer_conditions_by_hand():
 
 
 def test_training_seconds_matches_frozen_and_unfrozen_models():
-    from hrtem_ood.conditions import training_seconds
+    from hrtem_ood.results.conditions import training_seconds
 
     rows = [_transfer_row("b", 64, "none", 0.1, seconds=10.0), _transfer_row("b", 64, "encoder", 0.1, seconds=8.0),
             _transfer_row("b", 128, "none", 0.1, seconds=20.0), _transfer_row("b", 128, "encoder", 0.1, seconds=14.0),

@@ -19,7 +19,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def cluster():
-    from hrtem_ood.cluster import local_cluster
+    from hrtem_ood.execution.cluster import local_cluster
 
     with local_cluster(2) as address:
         yield address
@@ -98,8 +98,8 @@ def test_tasks_on_cluster_workers_reuse_freed_memory(monkeypatch):
     On workers of their own: on the module's cluster, after the other test's training tasks, CI once saw one
     worker map every 8 MB array afresh (50 of 50 rounds, twice) while the other reused them, its task thread's
     malloc arena probably left without room by the earlier tasks (not reproduced in isolation)."""
-    from hrtem_ood.cluster import local_cluster
-    from hrtem_ood.parallel import map_ordered
+    from hrtem_ood.execution.cluster import local_cluster
+    from hrtem_ood.execution.parallel import map_ordered
 
     def fresh_rounds(_):  # local, so dask ships it by value: rounds of 50 whose fresh 8 MB array faulted in
         import os

@@ -80,8 +80,8 @@ def test_montage_titles_in_words(tmp_path, monkeypatch):
     import numpy as np
     from conftest import tiny_params
 
-    from hrtem_ood.datasets import write_h5
-    from hrtem_ood.params import validate
+    from hrtem_ood.config.params import validate
+    from hrtem_ood.dataio.datasets import write_h5
     from hrtem_ood.stages import examples
 
     raw = tiny_params()

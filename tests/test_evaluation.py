@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hrtem_ood.evaluation import (
+from hrtem_ood.learning.evaluation import (
     PAPER_LOSS_OFFSET,
     MetricAccumulator,
     evaluate,

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from hrtem_ood.cli import main
-from hrtem_ood.fringes import fringe_period, lattice_spots, pixel_size_A
+from hrtem_ood.physics.fringes import fringe_period, lattice_spots, pixel_size_A
 
 
 def fringe_image(period_px: float, angle_deg: float, n: int = 512, seed: int = 0, contrast: float = 1.0):

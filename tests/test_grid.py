@@ -6,9 +6,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from hrtem_ood import grid
-from hrtem_ood.datasets import DatasetError
-from hrtem_ood.params import ParamsError, validate
+from hrtem_ood.config.params import ParamsError, validate
+from hrtem_ood.dataio.datasets import DatasetError
+from hrtem_ood.execution import grid
 
 
 def test_transfer_grid_is_the_cartesian_product_in_a_fixed_order(params):
@@ -71,7 +71,7 @@ def test_grid_lists_validate_and_their_mistakes_name_the_key(params):
 
 
 def test_the_paper_preset_is_the_studys_grid_of_144_models_per_cell():
-    from hrtem_ood.presets import preset_params
+    from hrtem_ood.config.presets import preset_params
 
     p = preset_params("paper", REPO / "params.yaml", REPO / "presets")
     assert isinstance(p.transfer.n_images, list) and isinstance(p.transfer.lr, list)  # typed, as the stages use it
@@ -90,7 +90,7 @@ def record_and_wait(job):
     return os.getpid()
 
 if __name__ == "__main__":
-    from hrtem_ood.parallel import run_side_by_side
+    from hrtem_ood.execution.parallel import run_side_by_side
     jobs = [{"out": sys.argv[1], "sleep_s": float(sys.argv[2])}] * 2
     run_side_by_side(record_and_wait, jobs, 2)
 '''

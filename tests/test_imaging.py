@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from hrtem_ood.calibration import band_limit, contrast_vs_defocus, minimum_contrast_defocus
-from hrtem_ood.ctf import chi_rad, configure_abtem, ctf_overlap, make_ctf, phase_ctf, wavelength_A
-from hrtem_ood.imaging import image_intensity, poisson_counts
+from hrtem_ood.physics.calibration import band_limit, contrast_vs_defocus, minimum_contrast_defocus
+from hrtem_ood.physics.ctf import chi_rad, configure_abtem, ctf_overlap, make_ctf, phase_ctf, wavelength_A
+from hrtem_ood.physics.imaging import image_intensity, poisson_counts
 
 configure_abtem("numpy")
 
@@ -126,9 +126,9 @@ def test_ctf_overlap_command_correlates_overlap_with_the_ood_gap(tmp_path, param
     aggregate stage, so they must not reach the cells."""
     import json
 
-    from hrtem_ood.analysis import run_ctf_overlap
-    from hrtem_ood.columns import RESULT_COLUMNS
-    from hrtem_ood.params import validate
+    from hrtem_ood.config.params import validate
+    from hrtem_ood.results.analysis import run_ctf_overlap
+    from hrtem_ood.results.columns import RESULT_COLUMNS
 
     monkeypatch.chdir(tmp_path)
     zero_A = 80.0

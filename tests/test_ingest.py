@@ -9,10 +9,10 @@ import tifffile
 from dm_writer import write_dm
 from PIL import Image
 
-from hrtem_ood.datasets import DatasetError, read_h5
-from hrtem_ood.domains import domain_imaging
-from hrtem_ood.ingest import IngestError, ingest_dataset, read_image
-from hrtem_ood.params import IngestDataset, validate
+from hrtem_ood.config.domains import domain_imaging
+from hrtem_ood.config.params import IngestDataset, validate
+from hrtem_ood.dataio.datasets import DatasetError, read_h5
+from hrtem_ood.dataio.ingest import IngestError, ingest_dataset, read_image
 from hrtem_ood.stages.ingest import write_ingested
 
 
@@ -224,10 +224,10 @@ def test_bad_input_is_named_and_nothing_is_written(tmp_path, params, case, monke
 def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
     """Simulated images exported as TIFF (with their pixel size) and ingested give back the same data, standardized
     over the whole micrograph: what a model sees of the simulated image."""
-    from hrtem_ood.ctf import configure_abtem
-    from hrtem_ood.imaging import domain_images
-    from hrtem_ood.simulation import simulate_scene
-    from hrtem_ood.structures import build_scene
+    from hrtem_ood.physics.ctf import configure_abtem
+    from hrtem_ood.physics.imaging import domain_images
+    from hrtem_ood.physics.simulation import simulate_scene
+    from hrtem_ood.physics.structures import build_scene
 
     configure_abtem("numpy")
     typed = validate(params)
@@ -263,9 +263,9 @@ def test_round_trip_simulate_export_tiff_ingest(tmp_path, params):
 
 
 def test_ingested_domain_joins_the_evaluation_domains(params):
-    from hrtem_ood.domains import domain_names, transfer_pairs
-    from hrtem_ood.grid import transfer_targets
-    from hrtem_ood.params import ParamsError
+    from hrtem_ood.config.domains import domain_names, transfer_pairs
+    from hrtem_ood.config.params import ParamsError
+    from hrtem_ood.execution.grid import transfer_targets
 
     params["ingest"] = {"datasets": {"lab": {"root": "raw/lab", "masks": True}, "nolabels": {"root": "raw/x"}}}
     typed = validate(params)  # its params entry is all a dataset needs: it is a transfer target of every row at once
@@ -281,7 +281,7 @@ def test_ingested_tiles_are_shuffled_standardized_per_micrograph_and_chosen_by_m
     """Each micrograph is standardized as a whole before tiling; a split's tiles come in a seeded mixed order (so
     that its first n tiles span its micrographs); the label-count study takes every tile of the first k train
     micrographs by name."""
-    from hrtem_ood.training import _train_set
+    from hrtem_ood.learning.training import _train_set
 
     rng = np.random.default_rng(3)
     root = tmp_path / "raw"

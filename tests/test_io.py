@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from hrtem_ood.io import atomic_path, write_json
+from hrtem_ood.dataio.io import atomic_path, write_json
 
 
 def _mode(path) -> int:

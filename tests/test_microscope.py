@@ -10,10 +10,10 @@ import yaml
 from conftest import tiny_params
 from test_thon import support_image
 
-from hrtem_ood import thon
 from hrtem_ood.cli import main
-from hrtem_ood.ingest import microscope_from_metadata
-from hrtem_ood.params import load_params, validate
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.dataio.ingest import microscope_from_metadata
+from hrtem_ood.physics import thon
 
 OFFSET_NM = 6.0
 ARGS = ["--pixel-size-A", "0.5", "--energy-keV", "300", "--cs-mm", "0"]
@@ -23,7 +23,7 @@ ARGS = ["--pixel-size-A", "0.5", "--energy-keV", "300", "--cs-mm", "0"]
 def work(tmp_path, monkeypatch):
     """A folder with params.yaml (comments kept from the shipped one), a match.json with the offset, and three
     micrographs of a 120 nm support defocus (112-128 nm)."""
-    from hrtem_ood.params_file import edit_params_file
+    from hrtem_ood.config.params_file import edit_params_file
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(_shipped_params())

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hrtem_ood.model import build_model, n_parameters
-from hrtem_ood.params import Model
+from hrtem_ood.config.params import Model
+from hrtem_ood.learning.model import build_model, n_parameters
 
 SMALL = Model(encoder="resnet10t", encoder_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8},
               decoder_channels=[32, 16, 8, 8, 8])

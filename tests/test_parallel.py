@@ -17,7 +17,7 @@ REUSE = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "keep":
-    from hrtem_ood.parallel import keep_freed_memory
+    from hrtem_ood.execution.parallel import keep_freed_memory
     assert keep_freed_memory()
 np.ones(1 << 20)
 before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt

@@ -5,14 +5,14 @@ import yaml
 from conftest import REPO
 
 from hrtem_ood.cli import main
-from hrtem_ood.domains import transfer_pairs
-from hrtem_ood.params import ParamsError, validate
+from hrtem_ood.config.domains import transfer_pairs
+from hrtem_ood.config.params import ParamsError, validate
 
 
 def test_valid_default_and_tiny_params(params):
     from conftest import REPO
 
-    from hrtem_ood.params import load_params
+    from hrtem_ood.config.params import load_params
 
     validate(load_params(REPO / "params.yaml"))
     validate(params)
@@ -123,7 +123,7 @@ def test_internal_errors_keep_their_traceback(tmp_path, params, monkeypatch):
 
 
 def test_schema_file_is_current_and_referenced():
-    from hrtem_ood.params import SCHEMA_FILE, schema_text
+    from hrtem_ood.config.params import SCHEMA_FILE, schema_text
 
     assert (REPO / SCHEMA_FILE).read_text() == schema_text(), "run `hrtem-ood schema --write`"
     first = (REPO / "params.yaml").read_text().splitlines()[0]
@@ -142,7 +142,7 @@ def test_missing_params_file_is_named(tmp_path, capsys):
 
 def test_the_transfer_grid_follows_the_domains_with_no_edit(params):
     """The pairs are derived: listing a pretraining domain (or a labelled dataset) is the whole edit."""
-    from hrtem_ood.grid import transfer_targets
+    from hrtem_ood.execution.grid import transfer_targets
 
     params["pretrain"]["domains"] = ["df0"]
     typed = validate(params)
@@ -161,8 +161,8 @@ def test_every_preset_sets_existing_keys_to_valid_values(name):
     import copy
     import shlex
 
+    from hrtem_ood.config.presets import needs_apply, preset_overrides, preset_params, read_preset
     from hrtem_ood.errors import UserError
-    from hrtem_ood.presets import needs_apply, preset_overrides, preset_params, read_preset
 
     applied = preset_params(name, REPO / "params.yaml", REPO / "presets")
     if needs_apply(read_preset(name, REPO / "presets")):
@@ -191,7 +191,7 @@ def test_preset_apply_edits_in_place_keeping_comments_and_key_order(tmp_path, ca
     """`preset --apply` goes through the round-trip editor: the params it writes are those of `preset_params`,
     and the file keeps its comments and its own key order (also a file another tool wrote in another order,
     where text surgery once put keys under the wrong section)."""
-    from hrtem_ood.presets import apply_preset, preset_params, read_preset
+    from hrtem_ood.config.presets import apply_preset, preset_params, read_preset
 
     original = (REPO / "params.yaml").read_text()
     if layout != "as committed":
@@ -227,8 +227,8 @@ def test_preset_apply_edits_in_place_keeping_comments_and_key_order(tmp_path, ca
 
 
 def test_preset_apply_refuses_an_invalid_result_and_leaves_the_file(tmp_path):
-    from hrtem_ood.params import ParamsError
-    from hrtem_ood.presets import apply_preset
+    from hrtem_ood.config.params import ParamsError
+    from hrtem_ood.config.presets import apply_preset
 
     path = tmp_path / "params.yaml"
     text = (REPO / "params.yaml").read_text().replace("  epochs: 60", "  epochs: 0")  # invalid before the preset

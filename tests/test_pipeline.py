@@ -18,9 +18,9 @@ import torch
 import yaml
 from conftest import REPO, copy_repo, dvc, git, tiny_params
 
-from hrtem_ood.datasets import read_h5
-from hrtem_ood.domains import transfer_pairs
-from hrtem_ood.params import validate
+from hrtem_ood.config.domains import transfer_pairs
+from hrtem_ood.config.params import validate
+from hrtem_ood.dataio.datasets import read_h5
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def _sha(path: Path) -> str:
 
 
 def test_every_stage_wrote_its_outputs(repo):
-    from hrtem_ood.domains import domain_names
+    from hrtem_ood.config.domains import domain_names
 
     p = pipeline_params()
     for d in p["domains"]:
@@ -139,8 +139,13 @@ def test_every_stage_wrote_its_outputs(repo):
     assert timing["freeze_encoder_time_saving"] is not None
     assert head["phenomena"]["in_domain_loss_excl_0nm"] is not None and head["mean_ood_std_transfer"] is not None
     for f in ("generalization.png", "generalization.svg", "domain_loss.png", "report.html",
-              "transfer_conditions.png"):
+              "transfer_conditions.png", "overlays.png"):
         assert (repo / "plots" / f).stat().st_size > 1000
+    from PIL import Image
+
+    with Image.open(repo / "plots/overlays.png") as im:  # one row per evaluated domain: 3 simulated, lab, real
+        assert im.mode == "RGB" and im.size[1] >= 5 * 64
+    assert "Segmentation on every domain" in (repo / "plots/report.html").read_text()
 
 
 def test_ingested_dataset_is_an_evaluation_domain(repo):
@@ -235,8 +240,9 @@ def test_changing_a_transfer_param_reruns_only_transfer_stages(repo):
         changed = set(json.loads(dvc(repo, "status", "--json").stdout))
     finally:
         params_path.write_text(original)
-    assert changed == {f"transfer@{d}" for d in p["pretrain"]["domains"]}  # one stage per pretraining row
-    assert len(changed) == 2
+    # one stage per pretraining row, and the overlays, which show the grid's first condition
+    assert changed == {f"transfer@{d}" for d in p["pretrain"]["domains"]} | {"overlays"}
+    assert len(changed) == 3
     p = yaml.safe_load(original)
     p["aggregate"]["reduce"] = "mean"  # an aggregate param: only the aggregate and the model chooser
     params_path.write_text(yaml.safe_dump(p, sort_keys=False))
@@ -251,7 +257,7 @@ def test_editing_a_module_reruns_exactly_the_stages_that_import_it(repo):
     """Code deps are exact: a change to imaging.py names the image stages, and no other stage (the stages
     downstream of them rerun through their data deps once the images change; structures, simulate and
     ingest never)."""
-    path = repo / "src/hrtem_ood/imaging.py"
+    path = repo / "src/hrtem_ood/physics/imaging.py"
     original = path.read_text()
     path.write_text(original + "\n# edited\n")
     try:
@@ -263,13 +269,17 @@ def test_editing_a_module_reruns_exactly_the_stages_that_import_it(repo):
 
 def test_editing_a_scheduling_only_module_reruns_nothing(repo):
     """parallel.py decides where tasks run, never what they compute (the executor tests): no stage lists it,
-    so an edit to it leaves every stage up to date, the science stages included."""
-    path = repo / "src/hrtem_ood/parallel.py"
+    so an edit to it leaves every stage up to date, the science stages included; so does an edit to a
+    subpackage's docstring, the only thing its __init__.py holds."""
+    path = repo / "src/hrtem_ood/execution/parallel.py"
     original = path.read_text()
     path.write_text(original + "\n# edited\n")
+    init = repo / "src/hrtem_ood/physics/__init__.py"
+    init_text = init.read_text()
+    init.write_text(init_text.replace('"""', '"""Edited. ', 1))
     try:
         assert "up to date" in dvc(repo, "status").stdout
-        edited_grid = (repo / "src/hrtem_ood/grid.py")
+        edited_grid = (repo / "src/hrtem_ood/execution/grid.py")
         grid_text = edited_grid.read_text()
         edited_grid.write_text(grid_text + "\n# edited\n")  # the check can see a change: grid.py is a dep
         try:
@@ -278,7 +288,8 @@ def test_editing_a_scheduling_only_module_reruns_nothing(repo):
             edited_grid.write_text(grid_text)
     finally:
         path.write_text(original)
-    assert changed == ({"pretrain", "labels@real", "ready@real"}
+        init.write_text(init_text)
+    assert changed == ({"pretrain", "labels@real", "ready@real", "overlays"}
                        | {f"transfer@{d}" for d in pipeline_params()["pretrain"]["domains"]})
 
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 from conftest import REPO
@@ -68,7 +69,7 @@ def test_template_cell_text_is_dark_on_light_cells_and_light_on_dark(name, x, ex
 
 
 def test_report_heatmap_text_follows_the_shared_colour_scale():
-    from hrtem_ood.plots import with_text_colour
+    from hrtem_ood.results.plots import with_text_colour
 
     def colours(rows, *args, **kwargs):
         return [r["text_colour"] for r in with_text_colour([{"value": v} for v in rows], *args, **kwargs)]
@@ -83,3 +84,29 @@ def test_report_heatmap_text_follows_the_shared_colour_scale():
     # a cell without a value (a pair not trained) neither sets the scale nor breaks it
     assert colours([None, 0.0, 0.08], "magma") == ["white", "white", "black"]
     assert colours([None], "viridis") == ["white"]
+
+
+def test_overlay_outlines_the_label_and_tints_the_prediction(tmp_path):
+    """A 10 x 10 px square label on a flat image: exactly its 36 edge pixels turn green; a prediction shifted by
+    5 px is tinted orange where it lies off the label, and the rest of the image stays grey."""
+    from PIL import Image
+
+    from hrtem_ood.results.plots import LABEL_RGB, PREDICTION_RGB, overlay_grid_png, overlay_rgb
+
+    image = np.random.default_rng(0).normal(100, 1, (40, 40))
+    label = np.zeros((40, 40), np.uint8)
+    label[10:20, 10:20] = 1
+    predicted = np.roll(label, 5, axis=1)
+    plain, both = overlay_rgb(image, label, None), overlay_rgb(image, label, predicted)
+    green = np.all(plain == (LABEL_RGB * 255).round(), axis=-1)
+    assert green.sum() == 36 and green[10, 10:20].all() and not green[15, 15]
+    grey = plain[..., 0] == plain[..., 1]
+    assert (grey | green).all() and grey[30:, 30:].all()  # nothing else coloured
+    orange = np.all(both == (PREDICTION_RGB * 255).round(), axis=-1)
+    assert orange[12, 24] and not orange[12, 12]  # the prediction's right edge; the label's outline wins inside
+    tinted = both[..., 0].astype(int) - both[..., 2]
+    assert tinted[15, 22] > 40 and abs(tinted[15, 5]) <= 1  # inside the prediction only
+    overlay_grid_png([("row a", [("label", plain), ("both", both)]), ("row b", [("label", plain[:30, :30])])],
+                     tmp_path / "g.png")
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.mode == "RGB" and im.size[1] == 2 * (40 + 14 + 4) + 4

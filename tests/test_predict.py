@@ -13,9 +13,9 @@ import torch
 from conftest import tiny_params
 
 from hrtem_ood.cli import main
-from hrtem_ood.model import build_model
-from hrtem_ood.params import Model, Train
-from hrtem_ood.predict import load_model, particles, probability_map, run_predict, segment, window
+from hrtem_ood.config.params import Model, Train
+from hrtem_ood.learning.model import build_model
+from hrtem_ood.learning.predict import load_model, particles, probability_map, run_predict, segment, window
 
 SMALL = {"encoder": "resnet10t", "encoder_kwargs": {"channels": [8, 16, 32, 64], "stem_width": 8},
          "decoder_channels": [32, 16, 8, 8, 8]}
@@ -55,8 +55,8 @@ def _save_pipeline_model(path: Path, net, cfg) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A small U-Net trained here on micrographs of dark discs, saved as the pipeline saves its models."""
-    from hrtem_ood.evaluation import standardize
-    from hrtem_ood.training import train
+    from hrtem_ood.learning.evaluation import standardize
+    from hrtem_ood.learning.training import train
 
     pairs = [_micrograph((128, 128), seed=k) for k in range(12)]
     images = standardize(np.stack([p[0] for p in pairs]))
@@ -108,7 +108,7 @@ def test_particle_sizes_of_discs_of_known_radius():
 
 def test_specks_below_the_minimum_diameter_leave_the_mask():
     """A disc of 1 nm diameter stays and a 3-pixel speck goes at 0.5 nm (0.5 A/px); 0 keeps both."""
-    from hrtem_ood.predict import LoadedModel
+    from hrtem_ood.learning.predict import LoadedModel
 
     class Fixed(torch.nn.Module):  # logits that put the disc and the speck in the particle class
         def __init__(self, mask):
@@ -260,8 +260,8 @@ def test_without_a_named_model_predict_uses_the_ready_model_of_the_listed_datase
 
     import yaml
 
-    from hrtem_ood.export import export_model
-    from hrtem_ood.predict import load_model
+    from hrtem_ood.learning.export import export_model
+    from hrtem_ood.learning.predict import load_model
 
     path, _ = trained
     ready = tmp_path / "models/ready"
@@ -289,9 +289,9 @@ def test_without_a_named_model_predict_uses_the_ready_model_of_the_listed_datase
 MEMORY = """
 import resource, sys, numpy as np, torch
 from pathlib import Path
-from hrtem_ood.model import build_model
-from hrtem_ood.params import Model
-from hrtem_ood.predict import LoadedModel, segment
+from hrtem_ood.learning.model import build_model
+from hrtem_ood.config.params import Model
+from hrtem_ood.learning.predict import LoadedModel, segment
 torch.set_num_threads(2)
 cfg = {"encoder": "resnet10t", "encoder_kwargs": {"channels": [8, 16, 32, 64], "stem_width": 8},
        "decoder_channels": [32, 16, 8, 8, 8]}

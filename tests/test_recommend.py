@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from hrtem_ood import recommend as rc
+from hrtem_ood.matching import recommend as rc
 
 COLUMNS = np.array([-10.0, -5.0, 0.0, 5.0, 10.0])
 

@@ -1,6 +1,5 @@
-"""The study's digitized matrices (hrtem_ood.reference; the digitiser: docs/scripts/digitize_study.py): the reader,
-the data's internal consistency,
-and the comparison under both readings of the study's defocus sign."""
+"""The study's digitized matrices (hrtem_ood.results.reference; the digitiser: docs/scripts/digitize_study.py):
+the reader, the data's internal consistency, and the comparison under both readings of the study's defocus sign."""
 
 import json
 import sys
@@ -10,9 +9,9 @@ import pytest
 import yaml
 from conftest import REPO
 
-from hrtem_ood.aggregation import aggregate
 from hrtem_ood.cli import main
-from hrtem_ood.reference import compare, load_study
+from hrtem_ood.results.aggregation import aggregate
+from hrtem_ood.results.reference import compare, load_study
 
 sys.path.insert(0, str(REPO / "docs/scripts"))
 from digitize_study import colorbar_lookup, read_cells  # noqa: E402  (the digitiser lives with its docs script)

@@ -5,10 +5,10 @@ import pytest
 from scipy.spatial import ConvexHull
 from skimage.draw import polygon
 
-from hrtem_ood.calibration import contrast_vs_defocus
-from hrtem_ood.params import validate
-from hrtem_ood.simulation import label_from_phase, simulate_scene
-from hrtem_ood.structures import build_scene
+from hrtem_ood.config.params import validate
+from hrtem_ood.physics.calibration import contrast_vs_defocus
+from hrtem_ood.physics.simulation import label_from_phase, simulate_scene
+from hrtem_ood.physics.structures import build_scene
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_threshold_order_matters_for_weak_particles():
 
 def test_calibration_minimises_particle_contrast(scene):
     p, full, part, spec, res = scene
-    from hrtem_ood.simulation import exit_waves
+    from hrtem_ood.physics.simulation import exit_waves
 
     pw = exit_waves(part, p.simulate, 1, 0)[0]
     z0 = res["zero_defocus_A"]
@@ -78,8 +78,8 @@ def test_band_limited_calibration_of_a_real_particle_has_one_minimum(scene):
     the contrast has a single minimum over +-30 nm, and the calibration finds it, in underfocus
     (positive defocus balances Cs)."""
     p, full, part, spec, res = scene
-    from hrtem_ood.calibration import band_limit, minimum_contrast_defocus
-    from hrtem_ood.simulation import exit_waves
+    from hrtem_ood.physics.calibration import band_limit, minimum_contrast_defocus
+    from hrtem_ood.physics.simulation import exit_waves
 
     s = p.simulate.output_sampling_A
     pw = exit_waves(part, p.simulate, 1, 0)[0]
@@ -105,7 +105,7 @@ def test_gaussian_focus_calibration_skips_the_search(scene):
 def test_labels_emptied_by_smoothing_stop_the_stage_and_come_back_with_less(params, tmp_path):
     """Smoothing spreads the particle's phase and so lowers its peak: too much of it empties the labels of
     small particles, the stage stops, writes nothing, and names the way back (less smoothing)."""
-    from hrtem_ood.datasets import read_h5
+    from hrtem_ood.dataio.datasets import read_h5
     from hrtem_ood.stages.simulate import write_exitwaves
     from hrtem_ood.stages.structures import write_structures
 
@@ -125,7 +125,7 @@ def test_labels_emptied_by_smoothing_stop_the_stage_and_come_back_with_less(para
 def test_vacuum_merged_slices_keep_abtems_slices_where_atoms_are():
     """abTEM cuts a 21 A cell into ceil(21 / 2) = 11 slices of 21/11 A; atoms in slices 0, 1 and 7 keep theirs,
     and each run of empty slices becomes one: 2 + merged(3..7)... in order, summing to the cell."""
-    from hrtem_ood.simulation import vacuum_merged_slices
+    from hrtem_ood.physics.simulation import vacuum_merged_slices
 
     w = 21.0 / 11
     z = np.array([0.1, 0.5 * w + w, 7.5 * w])  # slices 0, 1, 7
@@ -141,7 +141,7 @@ def test_merged_vacuum_gives_the_particles_wave_of_every_slice(scene):
     """The particles-only wave through merged vacuum equals the slice-by-slice one at every frequency the
     imaging uses: the two differ only in abTEM's anti-aliasing taper (2/3 of the 0.1 A grid's Nyquist
     frequency, 3.2-3.4 1/A), which each step applies once. Below 3 1/A they agree to float32 rounding."""
-    from hrtem_ood.simulation import exit_waves
+    from hrtem_ood.physics.simulation import exit_waves
 
     p, full, part, spec, res = scene
     sim = p.simulate.model_copy(update={"output_sampling_A": p.simulate.sampling_A})  # no downsampling
@@ -156,7 +156,7 @@ def test_merged_vacuum_gives_the_particles_wave_of_every_slice(scene):
 
 SIMULATE_ONE = """
 import sys, pickle
-from hrtem_ood.simulation import simulate_scene
+from hrtem_ood.physics.simulation import simulate_scene
 task = pickle.load(open(sys.argv[1], "rb"))
 sys.stdout.buffer.write(pickle.dumps(simulate_scene(task)["waves"].tobytes()))
 """
@@ -169,7 +169,7 @@ def test_exit_waves_are_byte_identical_across_processes_and_executors(scene, tmp
     import subprocess
     import sys
 
-    from hrtem_ood.parallel import map_ordered
+    from hrtem_ood.execution.parallel import map_ordered
 
     p, full, part, spec, res = scene
     assert p.simulate.fft == "scipy"

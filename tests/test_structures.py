@@ -5,8 +5,8 @@ import pytest
 import yaml
 from scipy.spatial import cKDTree
 
-from hrtem_ood.params import Structures, validate
-from hrtem_ood.structures import MATERIALS, amorphous_carbon, build_scene, nanoparticle, scene_plan
+from hrtem_ood.config.params import Structures, validate
+from hrtem_ood.physics.structures import MATERIALS, amorphous_carbon, build_scene, nanoparticle, scene_plan
 
 
 def test_scene_is_deterministic(params):
@@ -136,8 +136,8 @@ def test_domains_with_their_own_structures_are_simulated_once_per_group(params, 
     """The structure series: two domains share one override (one group, simulated once), one keeps the
     defaults; each domain's images come from its own group's exit waves, and the default group's files
     are what they are without any override."""
-    from hrtem_ood.datasets import read_h5
-    from hrtem_ood.domains import structure_group, structure_groups
+    from hrtem_ood.config.domains import structure_group, structure_groups
+    from hrtem_ood.dataio.datasets import read_h5
     from hrtem_ood.stages.image import write_domain
     from hrtem_ood.stages.simulate import write_exitwaves
     from hrtem_ood.stages.structures import write_structures
@@ -169,7 +169,7 @@ def test_domains_with_their_own_structures_are_simulated_once_per_group(params, 
         assert (tmp_path / "s_alone" / f).read_bytes() == (tmp_path / "s" / f).read_bytes()
     bad = yaml.safe_load(yaml.safe_dump(params))
     bad["domains"]["cu0"]["structure"]["material"] = "Cu"
-    from hrtem_ood.structures import check_material
+    from hrtem_ood.physics.structures import check_material
 
     with pytest.raises(Exception, match=r"domains\.cu0\.structure\.material: unknown material 'Cu'"):
         check_material(validate(bad))

@@ -5,7 +5,7 @@ against abTEM's; the ring check on images without rings; the sign and the suppor
 import numpy as np
 import pytest
 
-from hrtem_ood import thon
+from hrtem_ood.physics import thon
 
 E_300 = 300e3
 

@@ -5,10 +5,11 @@ import pytest
 import torch
 from conftest import tiny_params
 
-from hrtem_ood import grid, training
-from hrtem_ood.model import build_model
-from hrtem_ood.params import Model, Train, validate
-from hrtem_ood.training import CropBatches, dihedral
+from hrtem_ood.config.params import Model, Train, validate
+from hrtem_ood.execution import grid
+from hrtem_ood.learning import training
+from hrtem_ood.learning.model import build_model
+from hrtem_ood.learning.training import CropBatches, dihedral
 
 SMALL = Model(encoder="resnet10t", encoder_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8},
               decoder_channels=[32, 16, 8, 8, 8])
@@ -81,7 +82,7 @@ def test_channels_last_and_bf16_change_layout_not_results():
     training loss is within 2% of the float32 one from the same seed (same crops, same initialization)."""
     import torch
 
-    from hrtem_ood.evaluation import evaluate
+    from hrtem_ood.learning.evaluation import evaluate
 
     images, masks = _data()
     cfg = CFG.model_copy(update={"memory_format": "channels_last", "amp": False})
@@ -106,7 +107,7 @@ def test_models_side_by_side_give_the_bytes_of_one_after_another(tmp_path):
     run with parallel_models = 1 and that thread count."""
     import yaml
 
-    from hrtem_ood.datasets import write_h5
+    from hrtem_ood.dataio.datasets import write_h5
 
     p = tiny_params()
     images, masks = _data(n=4, size=64)

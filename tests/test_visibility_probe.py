@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from hrtem_ood.ctf import configure_abtem
-from hrtem_ood.domains import domain_imaging
-from hrtem_ood.imaging import domain_images
-from hrtem_ood.params import load_params, validate
+from hrtem_ood.config.domains import domain_imaging
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.physics.ctf import configure_abtem
+from hrtem_ood.physics.imaging import domain_images
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("visibility", REPO / "docs" / "scripts" / "visibility.py")

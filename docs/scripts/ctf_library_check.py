@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch_ctf_estimation as tce
 
-from hrtem_ood import thon
-from hrtem_ood.params import load_params, validate
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.physics import thon
 
 
 def support_defocus_nm(image: np.ndarray, pixel_A: float) -> float:

@@ -3,11 +3,11 @@
 docs/fidelity.md, "The study's matrices, read back from its figures", uses them.
 
 Each cell of the two published figures is read by the nearest colour on its figure's colour bar
-(`hrtem_ood.reference`). The pixel boxes below are those of the figures as published (2000 x 1059
+(`hrtem_ood.results.reference`). The pixel boxes below are those of the figures as published (2000 x 1059
 and 2177 x 1057 px PNGs): plotted areas inside their black frames, colour bars between their
 frames, and the colour bars' value scales from their tick marks. The script stops if any cell's
 colour is further than 6 RGB units from its bar (a moved box or another figure), and writes
-src/hrtem_ood/data/study_figures.json atomically.
+src/hrtem_ood/results/data/study_figures.json atomically.
 
     python docs/scripts/digitize_study.py ../shared/reference
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import skimage.io
 
-from hrtem_ood.io import write_json
+from hrtem_ood.dataio.io import write_json
 
 
 def read_cells(image: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
@@ -48,7 +48,7 @@ def colorbar_lookup(rgb: np.ndarray, bar_rgb: np.ndarray, bar_values: np.ndarray
     k = d2.argmin(-1)
     return np.asarray(bar_values, float)[k], np.sqrt(np.take_along_axis(d2, k[..., None], -1)[..., 0])
 
-OUT = Path(__file__).resolve().parents[2] / "src/hrtem_ood/data/study_figures.json"
+OUT = Path(__file__).resolve().parents[2] / "src/hrtem_ood/results/data/study_figures.json"
 PRETRAIN_NM = [-10, -5, 0, 5, 10]
 EVAL_NM = [-25, -20, -15, -10, -5, 0, 5, 10, 15, 20, 25]
 

@@ -6,7 +6,7 @@ split, split by the pixel's distance to the label's edge.
 MODELS_DIR defaults to models/pretrain and DOMAINS_DIR to data/domains (the default's `dvc repro`);
 SEED to 0. For every pretraining domain of params.yaml it loads `<domain>/<condition>/seed<SEED>.pt`
 (the first condition in name order where `pretrain.lr` lists several),
-evaluates it in float32 on whole test images as the stages do (hrtem_ood.evaluation), and prints the
+evaluates it in float32 on whole test images as the stages do (hrtem_ood.learning.evaluation), and prints the
 share of pixels and of the summed paper_loss within 1, 2, 3, 5 and 8 px (0.2 A each) of the edge, the
 pixel error rate, and the loss beyond 5 px. Distances are Euclidean, to the nearest pixel of the other
 class (scipy.ndimage.distance_transform_edt), so an edge pixel is at 1 px.
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from hrtem_ood.datasets import load_split
-from hrtem_ood.evaluation import pixel_paper_loss, standardize
-from hrtem_ood.model import build_model
-from hrtem_ood.params import Model, load_params, validate
+from hrtem_ood.config.params import Model, load_params, validate
+from hrtem_ood.dataio.datasets import load_split
+from hrtem_ood.learning.evaluation import pixel_paper_loss, standardize
+from hrtem_ood.learning.model import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 RADII_PX = (1, 2, 3, 5, 8)

@@ -98,7 +98,7 @@ def collect(experiment: str) -> None:
     import dvc.api
 
     sys.path.insert(0, str(ROOT / "src"))
-    from hrtem_ood.analysis import experiment_revs
+    from hrtem_ood.results.analysis import experiment_revs
 
     rev = experiment_revs([experiment], ROOT)[experiment]
     params = dvc.api.params_show(repo=str(ROOT), rev=rev)

@@ -5,7 +5,7 @@
     python docs/scripts/pretrain_probe.py --measure DIR   # the pretraining measures of DIR/<domain>.csv
 
 Needs the default's data (`dvc repro` or `dvc pull` first). It trains what a pretraining stage trains,
-with the same code (hrtem_ood.grid.stage_jobs and run_job), but one thread per model, so its numbers are
+with the same code (hrtem_ood.execution.grid.stage_jobs and run_job), but one thread per model, so its numbers are
 close to, not byte-identical with, the stage's (2 threads). One JSON line per probe is appended to LOG
 (default docs/ablations/pretrain-probes.jsonl, the probes of issue 19's default; those of the retuned
 default are in docs/ablations/default-probes.jsonl); docs/ablations/optimizer.md quotes both.
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hrtem_ood.aggregation import aggregate_as_params, phenomena
-from hrtem_ood.domains import domain_defocus_nm
-from hrtem_ood.grid import run_job, stage_jobs
-from hrtem_ood.params import load_params, validate
-from hrtem_ood.results_io import read_results
+from hrtem_ood.config.domains import domain_defocus_nm
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.execution.grid import run_job, stage_jobs
+from hrtem_ood.results.aggregation import aggregate_as_params, phenomena
+from hrtem_ood.results.results_io import read_results
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG = ROOT / "docs/ablations/pretrain-probes.jsonl"
@@ -55,7 +55,7 @@ def probe(name: str, overrides: dict, domains: list[str]) -> dict:
 
 def measure(results_dir: Path) -> dict:
     """The scorecard's pretraining-only measures (phenomena 1, 3a, 3b and the in-domain loss), computed by
-    hrtem_ood.aggregation as the aggregate stage does, from a folder of pretraining results tables, e.g. a
+    hrtem_ood.results.aggregation as the aggregate stage does, from a folder of pretraining results tables, e.g. a
     seed's `pretrain` stages run as an experiment without its transfer stages."""
     params = validate(load_params(ROOT / "params.yaml"))
     rows = [row for d in params.pretrain.domains for row in read_results(results_dir / f"{d}.csv")]

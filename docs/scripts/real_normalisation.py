@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hrtem_ood.datasets import load_split
-from hrtem_ood.evaluation import evaluate, model_input, standardize
-from hrtem_ood.model import build_model
-from hrtem_ood.params import Model, load_params, validate
+from hrtem_ood.config.params import Model, load_params, validate
+from hrtem_ood.dataio.datasets import load_split
+from hrtem_ood.learning.evaluation import evaluate, model_input, standardize
+from hrtem_ood.learning.model import build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

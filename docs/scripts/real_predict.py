@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hrtem_ood.datasets import read_h5
-from hrtem_ood.ingest import read_image
-from hrtem_ood.params import load_params, validate
-from hrtem_ood.predict import load_model, segment
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.dataio.datasets import read_h5
+from hrtem_ood.dataio.ingest import read_image
+from hrtem_ood.learning.predict import load_model, segment
 
 ROOT = Path(__file__).resolve().parents[2]
 

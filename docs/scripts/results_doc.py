@@ -50,9 +50,9 @@ def _fmt(v) -> str:
 
 def _card(head: dict) -> list[dict]:
     """``report.scorecard`` of a run's phenomena against the study's (the same measure on its medians)."""
-    from hrtem_ood.aggregation import phenomena
-    from hrtem_ood.reference import study_as_aggregate
-    from hrtem_ood.report import scorecard
+    from hrtem_ood.results.aggregation import phenomena
+    from hrtem_ood.results.reference import study_as_aggregate
+    from hrtem_ood.results.report import scorecard
 
     return scorecard(head["phenomena"], phenomena(*study_as_aggregate()))
 
@@ -87,12 +87,12 @@ def presets_table(runs: list[dict]) -> str:
 
 
 #: Short names of the scorecard's measures, for the README's table.
-SHORT = ("1. loss depends on the pretraining domain: failing row's OOD std",
-         "2. rows alike after transfer: row spread after / before",
+SHORT = ("1. pretraining domain matters: failing row's OOD std",
+         "2. rows alike after transfer: spread after / before",
          "3a. 0 nm is the hardest domain",
-         "3b. the 0 nm model's rank by OOD std (1 = best)",
-         "4. transfer to distant targets improves OOD: median shift",
-         "in-domain loss after pretraining (0 nm excluded)")
+         "3b. 0 nm model's OOD-std rank (1 = best)",
+         "4. distant transfer improves OOD: median shift",
+         "in-domain loss, pretrained (0 nm excluded)")
 
 
 def default_summary(runs: list[dict]) -> str:
@@ -101,8 +101,7 @@ def default_summary(runs: list[dict]) -> str:
     seed0 = next(r for r in runs0 if r["metrics"] == "metrics/ood.json")
     pooled = next(r for r in runs0 if "pooled" in r["name"])
     c0, cp = _card(seed0["head"]), _card(pooled["head"])
-    lines = ["The committed run (`dvc repro`, seed 0) and seeds 0-2 pooled as the study pools them "
-             "(`docs/results.md`):", "",
+    lines = ["Seed 0 (the committed run) and seeds 0-2 pooled as the study pools them:", "",
              "| the study's measure | threshold | seed 0 | seeds 0-2 pooled | the study |", "|---|---|---|---|---|"]
     for name, a, b in zip(SHORT, c0, cp, strict=True):
         want = "yes" if a["threshold"] == "== True" else a["threshold"]
@@ -190,9 +189,9 @@ def real_summary(runs: list[dict]) -> str:
 
     card = json.loads((ROOT / "models/ready" / f"{REAL}.json").read_text())
     ready = card["ood_row"][REAL]
-    return (f"- **Zero-shot** on the 6 held-out test micrographs: Dice **{zs[best_zs]['dice']:.3f}** from `{best_zs}`, "
-            f"**{zs[worst_zs]['dice']:.3f}** from `{worst_zs}`: the pretraining domain decides here too.\n"
-            f"- **With labels**, from scratch or from a pretrained model: Dice {span(ns[0])} from {ns[0]} labelled "
+    return (f"- **Zero-shot** (6 held-out micrographs): Dice **{zs[best_zs]['dice']:.3f}** from `{best_zs}`, "
+            f"**{zs[worst_zs]['dice']:.3f}** from `{worst_zs}`.\n"
+            f"- **With labels**: Dice {span(ns[0])} from {ns[0]} labelled "
             f"micrograph{'s' if ns[0] > 1 else ''}, {span(ns[-1])} from all {ns[-1]} (the source paper: 0.965-0.998 "
             "from 1,400).\n"
             f"- **The ready model** `models/ready/{REAL}.pt2`: Dice {ready['dice']:.3f}, IoU {ready['iou']:.3f}.")
@@ -293,8 +292,8 @@ def _run_line(r: dict) -> str:
 
 def conditions_table(runs: list[dict]) -> str:
     """Phenomenon 5: the loss on the target after transfer by condition, beside the study's Fig. 6.1."""
-    from hrtem_ood.conditions import CONDITION_PANELS
-    from hrtem_ood.reference import load_study_medians
+    from hrtem_ood.results.conditions import CONDITION_PANELS
+    from hrtem_ood.results.reference import load_study_medians
 
     study = load_study_medians()["fig6_1"]
     lines = []
@@ -336,7 +335,7 @@ def dose_table(runs: list[dict]) -> str:
 def structures_table(runs: list[dict]) -> str:
     """The structure series: each lattice and size's own loss after pretraining, and its loss as a target
     after transfer; the study's in-domain loss where it states it."""
-    from hrtem_ood.presets import read_preset
+    from hrtem_ood.config.presets import read_preset
 
     lines = []
     for r in _kind(runs, "structures"):
@@ -377,7 +376,7 @@ def main(argv: list[str]) -> int:
     if cmd == "collect":
         import dvc.api
 
-        from hrtem_ood.analysis import experiment_revs
+        from hrtem_ood.results.analysis import experiment_revs
 
         pairs = dict(a.split("=", 1) for a in argv[1:])
         revs = experiment_revs(list(pairs.values()), ROOT)

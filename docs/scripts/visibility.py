@@ -16,10 +16,10 @@ import argparse
 import numpy as np
 from scipy.ndimage import binary_dilation, binary_erosion, gaussian_filter, uniform_filter
 
-from hrtem_ood.datasets import read_h5
-from hrtem_ood.domains import domain_imaging
-from hrtem_ood.imaging import domain_images
-from hrtem_ood.params import DomainImaging, load_params, validate
+from hrtem_ood.config.domains import domain_imaging
+from hrtem_ood.config.params import DomainImaging, load_params, validate
+from hrtem_ood.dataio.datasets import read_h5
+from hrtem_ood.physics.imaging import domain_images
 
 
 def visibility(images: np.ndarray, masks: np.ndarray, sampling_A: float = 0.2) -> float:

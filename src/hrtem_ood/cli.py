@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded at run time
 
-STAGES = ("structures", "simulate", "image", "ingest", "examples", "pretrain", "transfer", "aggregate")
+STAGES = ("structures", "simulate", "image", "ingest", "examples", "pretrain", "transfer", "overlays", "aggregate")
 COMMANDS = {
     "validate": "check params.yaml completely (also the material and the timm encoder) and exit",
     "schema": "print the JSON Schema of params.yaml (--write: update params.schema.json)",
@@ -115,8 +115,8 @@ def _microscope_arguments(s: argparse.ArgumentParser) -> None:
 
 def _conditions(params_path: str, args: argparse.Namespace, report: bool = True) -> dict:
     """Estimate, print each micrograph's fit and the set's defocus at the support and at the particle plane."""
-    from . import microscope as mic
-    from .units import focus_words
+    from hrtem_ood.matching import microscope as mic
+    from hrtem_ood.units import focus_words
 
     micrographs, energy, cs = mic.load_micrographs(args.inputs, args.pixel_size_A, args.energy_keV, args.cs_mm)
     found = mic.conditions(micrographs, energy, cs, args.support_thickness_nm, args.max_defocus_nm,
@@ -136,9 +136,9 @@ def _conditions(params_path: str, args: argparse.Namespace, report: bool = True)
 
 
 def _recommend(params_path: str, args: argparse.Namespace) -> None:
-    from . import microscope as mic
-    from .params import load_params, validate
-    from .units import focus_words
+    from hrtem_ood.config.params import load_params, validate
+    from hrtem_ood.matching import microscope as mic
+    from hrtem_ood.units import focus_words
 
     params = validate(load_params(params_path))
     found = _conditions(params_path, args, report=False)
@@ -157,9 +157,9 @@ def _recommend(params_path: str, args: argparse.Namespace) -> None:
 
 def _pixel_size(args: argparse.Namespace) -> None:
     """Print each micrograph's strongest lattice spot and the pixel size the median fringe period implies."""
-    from .errors import UserError
-    from .fringes import FCC_111_A, fringe_period, pixel_size_A
-    from .ingest import micrograph_files, read_image
+    from hrtem_ood.dataio.ingest import micrograph_files, read_image
+    from hrtem_ood.errors import UserError
+    from hrtem_ood.physics.fringes import FCC_111_A, fringe_period, pixel_size_A
 
     files = micrograph_files(args.inputs)
     images = [read_image(f)[0] for f in files]
@@ -187,13 +187,13 @@ def _pixel_size(args: argparse.Namespace) -> None:
 def _chosen_model(params_path: str, args: argparse.Namespace):
     """The model ``--model`` or ``--domain`` (and ``--target``, ``--condition``, ``--seed``) names, loaded; a
     pipeline model takes its sampling from the params file."""
-    from .predict import PredictError, find_model, load_model
+    from hrtem_ood.learning.predict import PredictError, find_model, load_model
 
     if args.model is not None and args.domain is not None:
         raise PredictError("name the model with either --model PATH or --domain DOMAIN [--target DOMAIN], not both")
     params = None
     if Path(params_path).is_file():
-        from .params import load_params, validate
+        from hrtem_ood.config.params import load_params, validate
 
         params = validate(load_params(params_path))
     if args.model is None and args.domain is None:  # the ready model of the one dataset of labels.datasets
@@ -212,9 +212,10 @@ def _chosen_model(params_path: str, args: argparse.Namespace):
 
 
 def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
-    from . import analysis, presets
-    from .io import write_text
-    from .params import SCHEMA_FILE, load_params, schema_text, validate
+    from hrtem_ood.config import presets
+    from hrtem_ood.config.params import SCHEMA_FILE, load_params, schema_text, validate
+    from hrtem_ood.dataio.io import write_text
+    from hrtem_ood.results import analysis
 
     if cmd == "preset":
         if args.apply:
@@ -223,7 +224,7 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
             print(" ".join(presets.preset_overrides(args.name)))
         return
     if cmd == "plots-template":
-        from .plots import OFFLINE_TEMPLATE, offline_plots_template
+        from hrtem_ood.results.plots import OFFLINE_TEMPLATE, offline_plots_template
 
         write_text(OFFLINE_TEMPLATE, offline_plots_template())
         print(f"wrote {OFFLINE_TEMPLATE}")
@@ -241,16 +242,16 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
         _recommend(params_path, args)
         return
     if cmd == "remote-check":
-        from .remote import check_remote
+        from hrtem_ood.dataio.remote import check_remote
 
         print(check_remote(".", args.name))
         return
     if cmd == "conditions":
         found = _conditions(params_path, args)
         if args.add_domain:
-            from .microscope import matched_domain
-            from .params import load_params, validate
-            from .params_file import edit_params_file
+            from hrtem_ood.config.params import load_params, validate
+            from hrtem_ood.config.params_file import edit_params_file
+            from hrtem_ood.matching.microscope import matched_domain
 
             changes = matched_domain(validate(load_params(params_path)), args.add_domain, found, args.sign,
                                      args.pretrain)
@@ -259,7 +260,7 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
                   + (", pretrained on" if args.pretrain else "") + f"; now: dvc exp run -n {args.add_domain}")
         return
     if cmd == "predict":
-        from .predict import run_predict
+        from hrtem_ood.learning.predict import run_predict
 
         summary = run_predict(args.inputs, _chosen_model(params_path, args), args.out, args.pixel_size_A,
                               args.tile_px, args.overlap_px, args.min_diameter_nm)
@@ -268,7 +269,7 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
               + (f", median equivalent diameter {n['p50']:.2f} nm" if n["n"] else ""))
         return
     if cmd == "export":
-        from .export import export_model
+        from hrtem_ood.learning.export import export_model
 
         card = export_model(_chosen_model(params_path, args), args.out, args.results_dir)
         print(f"{args.out}: torch.export program, {card['input']['sampling_A']:g} A/px; card "
@@ -276,8 +277,8 @@ def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
         return
     params = validate(load_params(params_path))
     if cmd == "validate":
-        from .model import check_encoder
-        from .structures import check_material
+        from hrtem_ood.learning.model import check_encoder
+        from hrtem_ood.physics.structures import check_material
 
         check_material(params)
         check_encoder(params.model, params.source)
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     if top.cmd in STAGES:
         stage = importlib.import_module(f"hrtem_ood.stages.{top.cmd}")
         return stage.main(["--params", top.params, *top.args])
-    from .errors import run_guarded
+    from hrtem_ood.errors import run_guarded
 
     args = _command_parser(top.cmd).parse_args(top.args)
     return run_guarded(f"hrtem-ood {top.cmd}", lambda: _run_command(top.cmd, top.params, args))

@@ -23,8 +23,8 @@ def entry(stage: str, doc: str | None, body, required: dict[str, str], more=None
     exit status 2, and nothing is written before params validate."""
 
     def main(argv: list[str] | None = None) -> int:
-        from ..errors import run_guarded
-        from ..params import load_params, validate
+        from hrtem_ood.config.params import load_params, validate
+        from hrtem_ood.errors import run_guarded
 
         ap = argparse.ArgumentParser(prog=f"hrtem-ood {stage}", description=doc)
         ap.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")

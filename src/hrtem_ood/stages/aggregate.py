@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..io import read_json
-from ..report import read_curves, write_aggregate, write_curves
-from ..results_io import grid_result_files, grid_timing_files, read_results, read_timing
-from . import entry
+from hrtem_ood.dataio.io import read_json
+from hrtem_ood.results.report import read_curves, write_aggregate, write_curves
+from hrtem_ood.results.results_io import grid_result_files, grid_timing_files, read_results, read_timing
+from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hrtem_ood.config.params import Params
 
 
 def aggregate(params: Params, args) -> None:
@@ -26,7 +26,7 @@ def aggregate(params: Params, args) -> None:
     match = read_json(args.match) if args.match else None
     spectra = read_json(args.spectra) if args.spectra else None
     head = write_aggregate(params, rows, args.out_metrics, args.out_plots, curves=curves, examples_png=args.examples,
-                           match=match, spectra=spectra, timing=timing)
+                           match=match, spectra=spectra, timing=timing, overlays_png=args.overlays)
     if curves is not None:
         write_curves(curves, args.out_plots)
     print(json.dumps({k: v for k, v in head.items() if not isinstance(v, dict)}, indent=1))
@@ -40,6 +40,7 @@ def _options(ap) -> None:
     ap.add_argument("--timing-dir", default=None,
                     help="folder of the timing tables (training seconds per model; none: no timing outputs)")
     ap.add_argument("--examples", default=None, help="the example montage (PNG) shown in the report")
+    ap.add_argument("--overlays", default=None, help="the segmentation overlays (PNG) shown in the report")
     ap.add_argument("--match", default=None, help="the match stage's metrics (JSON): the report's model chooser")
     ap.add_argument("--spectra", default=None, help="the match stage's power spectra table (JSON)")
 

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..datasets import domain_file, read_h5
-from ..plots import montage_png
-from ..units import focus_label
-from . import entry
+from hrtem_ood.dataio.datasets import domain_file, read_h5
+from hrtem_ood.results.plots import montage_png
+from hrtem_ood.stages import entry
+from hrtem_ood.units import focus_label
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hrtem_ood.config.params import Params
 
 
 def write_examples(params: Params, domains_dir: str | Path, out_png: str | Path, split: str = "test",

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..ctf import configure_abtem
-from ..datasets import SPLITS, read_h5, write_h5
-from ..domains import domain_imaging, structure_group
-from ..imaging import domain_images
-from ..io import atomic_path, stable_hash
-from ..params import fail, suggest
-from . import entry
+from hrtem_ood.config.domains import domain_imaging, structure_group
+from hrtem_ood.config.params import fail, suggest
+from hrtem_ood.dataio.datasets import SPLITS, read_h5, write_h5
+from hrtem_ood.dataio.io import atomic_path, stable_hash
+from hrtem_ood.physics.ctf import configure_abtem
+from hrtem_ood.physics.imaging import domain_images
+from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hrtem_ood.config.params import Params
 
 
 def write_domain(params: Params, domain: str, exitwaves_dir: str | Path, out_dir: str | Path) -> None:

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..datasets import SPLITS, write_h5
-from ..ingest import ingest_dataset
-from ..io import atomic_path, stable_hash
-from ..params import fail, suggest
-from . import entry
+from hrtem_ood.config.params import fail, suggest
+from hrtem_ood.dataio.datasets import SPLITS, write_h5
+from hrtem_ood.dataio.ingest import ingest_dataset
+from hrtem_ood.dataio.io import atomic_path, stable_hash
+from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hrtem_ood.config.params import Params
 
 
 def write_ingested(params: Params, dataset: str, out_dir: str | Path) -> None:

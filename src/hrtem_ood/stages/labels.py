@@ -13,22 +13,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..aggregation import label_table
-from ..datasets import read_h5
-from ..grid import condition_tag, label_jobs, train_and_write
-from ..io import write_json
-from ..params import fail, grid_values, suggest
-from ..plots import labels_chart, render
-from ..results_io import read_results
-from . import TRAINING_ARGUMENTS, entry
+from hrtem_ood.config.params import fail, grid_values, suggest
+from hrtem_ood.dataio.datasets import read_h5
+from hrtem_ood.dataio.io import write_json
+from hrtem_ood.execution.grid import condition_tag, label_jobs, train_and_write
+from hrtem_ood.results.aggregation import label_table
+from hrtem_ood.results.plots import labels_chart, render
+from hrtem_ood.results.results_io import read_results
+from hrtem_ood.stages import TRAINING_ARGUMENTS, entry
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hrtem_ood.config.params import Params
 
 
 def zero_shot_val_losses(params: Params, dataset: str, domains_dir: str, init_dir: str) -> dict[str, float]:
     """Each pretraining domain's zero-shot paper_loss on the dataset's val split, median over seeds."""
-    from ..training import saved_model_loss
+    from hrtem_ood.learning.training import saved_model_loss
 
     tag = condition_tag({"lr_pretrain": grid_values(params.pretrain.lr)[0]})
     return {d: round(float(np.median([saved_model_loss(Path(init_dir) / d / tag / f"seed{s}.pt", params.model,

@@ -12,17 +12,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import recommend, thon
-from ..aggregation import aggregate, aggregate_as_params
-from ..datasets import read_h5
-from ..domains import domain_imaging, domain_names, domain_structures, ingested_names
-from ..ingest import micrograph_files, read_image
-from ..io import write_json
-from ..results_io import grid_result_files, read_results
-from . import entry
+from hrtem_ood.config.domains import domain_imaging, domain_names, domain_structures, ingested_names
+from hrtem_ood.dataio.datasets import read_h5
+from hrtem_ood.dataio.ingest import micrograph_files, read_image
+from hrtem_ood.dataio.io import write_json
+from hrtem_ood.matching import recommend
+from hrtem_ood.physics import thon
+from hrtem_ood.results.aggregation import aggregate, aggregate_as_params
+from hrtem_ood.results.results_io import grid_result_files, read_results
+from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hrtem_ood.config.params import Params
 
 #: Train images per simulated domain that calibrate the support-to-particle offset.
 CALIBRATION_IMAGES = 20

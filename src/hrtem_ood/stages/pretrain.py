@@ -11,11 +11,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from ..grid import pretrain_jobs, train_and_write
-from . import entry
+from hrtem_ood.execution.grid import pretrain_jobs, train_and_write
+from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hrtem_ood.config.params import Params
 
 
 def pretrain(params: Params, args) -> None:

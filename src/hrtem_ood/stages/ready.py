@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..io import read_json
-from ..params import fail
-from . import entry
+from hrtem_ood.config.params import fail
+from hrtem_ood.dataio.io import read_json
+from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hrtem_ood.config.params import Params
 
 
 def lowest_val_loss(curves: list[dict]) -> tuple[str, float]:
@@ -29,8 +29,8 @@ def lowest_val_loss(curves: list[dict]) -> tuple[str, float]:
 
 
 def ready(params: Params, args) -> None:
-    from ..export import export_model
-    from ..predict import load_model
+    from hrtem_ood.learning.export import export_model
+    from hrtem_ood.learning.predict import load_model
 
     if args.dataset not in params.labels.datasets:
         fail(params, "labels.datasets", f"{args.dataset!r} is not listed, so it has no label-count models")

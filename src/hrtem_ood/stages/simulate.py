@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..datasets import read_h5, write_h5
-from ..io import atomic_path, derive_seed, read_json, stable_hash, write_json
-from ..parallel import map_ordered
-from ..simulation import simulate_scene
-from . import entry
+from hrtem_ood.dataio.datasets import read_h5, write_h5
+from hrtem_ood.dataio.io import atomic_path, derive_seed, read_json, stable_hash, write_json
+from hrtem_ood.execution.parallel import map_ordered
+from hrtem_ood.physics.simulation import simulate_scene
+from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hrtem_ood.config.params import Params
 
 
 def structure_group_dirs(structures_dir: str | Path) -> list[str]:

@@ -1,6 +1,6 @@
 """Stage ``structures``: random nanoparticle-on-carbon scenes (``atoms.h5``, ``scenes.json``), once per
 structure group of the domains: the defaults in the output folder itself, each domain's own structures
-(``domains.<name>.structure``) in a subfolder named by :func:`hrtem_ood.domains.structure_group`."""
+(``domains.<name>.structure``) in a subfolder named by :func:`hrtem_ood.config.domains.structure_group`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..datasets import write_h5
-from ..domains import structure_groups
-from ..io import atomic_path, stable_hash, write_json
-from ..structures import build_scene, check_material, scene_plan
-from . import entry
+from hrtem_ood.config.domains import structure_groups
+from hrtem_ood.dataio.datasets import write_h5
+from hrtem_ood.dataio.io import atomic_path, stable_hash, write_json
+from hrtem_ood.physics.structures import build_scene, check_material, scene_plan
+from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from ..params import Params, Structures
+    from hrtem_ood.config.params import Params, Structures
 
 
 def write_structures(params: Params, out_dir: str | Path) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-from ..grid import stage_jobs, train_and_write, transfer_targets
-from . import TRAINING_ARGUMENTS, entry
+from hrtem_ood.execution.grid import stage_jobs, train_and_write, transfer_targets
+from hrtem_ood.stages import TRAINING_ARGUMENTS, entry
 
 if TYPE_CHECKING:
-    from ..params import Params
+    from hrtem_ood.config.params import Params
 
 
 def transfer(params: Params, args) -> None:
