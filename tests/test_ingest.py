@@ -10,7 +10,8 @@ from dm_writer import write_dm
 from PIL import Image
 
 from hrtem_ood.config.domains import domain_imaging
-from hrtem_ood.config.params import IngestDataset, validate
+from hrtem_ood.config.params import validate
+from hrtem_ood.config.schema import IngestDataset
 from hrtem_ood.dataio.datasets import DatasetError, read_h5
 from hrtem_ood.dataio.ingest import IngestError, ingest_dataset, read_image
 from hrtem_ood.stages.ingest import write_ingested

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hrtem_ood.config.params import Model
+from hrtem_ood.config.schema import Model
 from hrtem_ood.learning.model import build_model, n_parameters
 
 SMALL = Model(encoder="resnet10t", encoder_kwargs={"channels": [8, 16, 32, 64], "stem_width": 8},

@@ -123,7 +123,7 @@ def test_internal_errors_keep_their_traceback(tmp_path, params, monkeypatch):
 
 
 def test_schema_file_is_current_and_referenced():
-    from hrtem_ood.config.params import SCHEMA_FILE, schema_text
+    from hrtem_ood.config.schema import SCHEMA_FILE, schema_text
 
     assert (REPO / SCHEMA_FILE).read_text() == schema_text(), "run `hrtem-ood schema --write`"
     first = (REPO / "params.yaml").read_text().splitlines()[0]

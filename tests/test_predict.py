@@ -13,7 +13,7 @@ import torch
 from conftest import tiny_params
 
 from hrtem_ood.cli import main
-from hrtem_ood.config.params import Model, Train
+from hrtem_ood.config.schema import Model, Train
 from hrtem_ood.learning.model import build_model
 from hrtem_ood.learning.predict import load_model, particles, probability_map, run_predict, segment, window
 
@@ -290,7 +290,7 @@ MEMORY = """
 import resource, sys, numpy as np, torch
 from pathlib import Path
 from hrtem_ood.learning.model import build_model
-from hrtem_ood.config.params import Model
+from hrtem_ood.config.schema import Model
 from hrtem_ood.learning.predict import LoadedModel, segment
 torch.set_num_threads(2)
 cfg = {"encoder": "resnet10t", "encoder_kwargs": {"channels": [8, 16, 32, 64], "stem_width": 8},

@@ -5,7 +5,8 @@ import pytest
 import yaml
 from scipy.spatial import cKDTree
 
-from hrtem_ood.config.params import Structures, validate
+from hrtem_ood.config.params import validate
+from hrtem_ood.config.schema import Structures
 from hrtem_ood.physics.structures import MATERIALS, amorphous_carbon, build_scene, nanoparticle, scene_plan
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from conftest import tiny_params
 
-from hrtem_ood.config.params import Model, Train, validate
+from hrtem_ood.config.params import validate
+from hrtem_ood.config.schema import Model, Train
 from hrtem_ood.execution import grid
 from hrtem_ood.learning import training
 from hrtem_ood.learning.model import build_model

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from hrtem_ood.config.params import Model, load_params, validate
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.config.schema import Model
 from hrtem_ood.dataio.datasets import load_split
 from hrtem_ood.learning.evaluation import pixel_paper_loss, standardize
 from hrtem_ood.learning.model import build_model

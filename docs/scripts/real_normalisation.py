@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hrtem_ood.config.params import Model, load_params, validate
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.config.schema import Model
 from hrtem_ood.dataio.datasets import load_split
 from hrtem_ood.learning.evaluation import evaluate, model_input, standardize
 from hrtem_ood.learning.model import build_model

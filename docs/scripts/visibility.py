@@ -17,7 +17,8 @@ import numpy as np
 from scipy.ndimage import binary_dilation, binary_erosion, gaussian_filter, uniform_filter
 
 from hrtem_ood.config.domains import domain_imaging
-from hrtem_ood.config.params import DomainImaging, load_params, validate
+from hrtem_ood.config.params import load_params, validate
+from hrtem_ood.config.schema import DomainImaging
 from hrtem_ood.dataio.datasets import read_h5
 from hrtem_ood.physics.imaging import domain_images
 

@@ -213,7 +213,8 @@ def _chosen_model(params_path: str, args: argparse.Namespace):
 
 def _run_command(cmd: str, params_path: str, args: argparse.Namespace) -> None:
     from hrtem_ood.config import presets
-    from hrtem_ood.config.params import SCHEMA_FILE, load_params, schema_text, validate
+    from hrtem_ood.config.params import load_params, validate
+    from hrtem_ood.config.schema import SCHEMA_FILE, schema_text
     from hrtem_ood.dataio.io import write_text
     from hrtem_ood.results import analysis
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import DomainImaging, Params, Structures
+    from hrtem_ood.config.schema import DomainImaging, Params, Structures
 
 
 def domain_names(params: Params) -> list[str]:
@@ -29,7 +29,7 @@ def domain_defocus_nm(params: Params) -> dict[str, float | None]:
 
 def domain_imaging(params: Params, name: str) -> DomainImaging:
     """The imaging parameters of one domain: ``imaging`` defaults overridden by the domain's keys."""
-    from hrtem_ood.config.params import DomainImaging
+    from hrtem_ood.config.schema import DomainImaging
 
     overrides = params.domains[name].model_dump(exclude={"structure"}, exclude_none=True)
     return DomainImaging.model_validate({**params.imaging.model_dump(), **overrides, "name": name})

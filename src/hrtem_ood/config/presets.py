@@ -34,7 +34,7 @@ def needs_apply(preset: dict) -> str | None:
 
 def preset_params(name: str, params_path: str | Path = "params.yaml", presets_dir: str | Path = "presets"):
     """The params of ``params_path`` with the preset applied (its ``_replace`` sections whole, every other key
-    one by one), validated: the typed :class:`hrtem_ood.config.params.Params`."""
+    one by one), validated: the typed :class:`hrtem_ood.config.schema.Params`."""
     from hrtem_ood.config.params import load_params, validate
     from hrtem_ood.config.params_file import merge
 

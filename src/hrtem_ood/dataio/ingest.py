@@ -20,7 +20,7 @@ import numpy as np
 from hrtem_ood.errors import UserError
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import IngestDataset, Splits
+    from hrtem_ood.config.schema import IngestDataset, Splits
 
 IMAGE_SUFFIXES = {".dm3", ".dm4", ".mrc", ".emd", ".tif", ".tiff", ".npy", ".png"}
 MASK_SUFFIXES = {".npy", ".png", ".tif", ".tiff"}

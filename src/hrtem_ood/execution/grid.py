@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hrtem_ood.config.domains import domain_names, transfer_pairs
-from hrtem_ood.config.params import fail, grid_values
+from hrtem_ood.config.params import fail
+from hrtem_ood.config.schema import grid_values
 from hrtem_ood.dataio.datasets import DatasetError
 from hrtem_ood.results.columns import RESULT_COLUMNS, TIMING_COLUMNS
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params, Train
+    from hrtem_ood.config.schema import Params, Train
 
 
 def conditions(params: Params, stage: str) -> list[dict]:

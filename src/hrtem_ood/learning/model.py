@@ -15,12 +15,8 @@ from torch import nn
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from hrtem_ood.config.params import (  # one definition, shared with params validation
-    FREEZE_MODES,
-    Model,
-    ParamsError,
-    suggest,
-)
+from hrtem_ood.config.params import ParamsError, suggest
+from hrtem_ood.config.schema import FREEZE_MODES, Model  # one definition, shared with params validation
 
 
 def _conv_block(cin: int, cout: int) -> nn.Sequential:

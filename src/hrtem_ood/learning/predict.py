@@ -67,7 +67,7 @@ def load_model(path: str | Path, sampling_A: float | None = None) -> LoadedModel
         except Exception as exc:  # torch and json raise many types for a damaged file
             raise PredictError(f"{path}: cannot load the exported model ({type(exc).__name__}: {exc})") from exc
         return LoadedModel(net, sampling, card, path)
-    from hrtem_ood.config.params import Model
+    from hrtem_ood.config.schema import Model
     from hrtem_ood.learning.model import build_model
 
     try:

@@ -22,7 +22,7 @@ from hrtem_ood.learning.model import build_model
 from hrtem_ood.results.columns import METRICS
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Model, Train
+    from hrtem_ood.config.schema import Model, Train
 
 
 def select_device() -> torch.device:

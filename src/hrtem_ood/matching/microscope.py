@@ -20,7 +20,7 @@ from hrtem_ood.physics import thon
 from hrtem_ood.units import focus_words
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def load_micrographs(inputs: list[str], pixel_size_A: float | None, energy_keV: float | None,

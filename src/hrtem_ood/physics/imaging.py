@@ -11,7 +11,7 @@ from hrtem_ood.dataio.io import derive_seed
 from hrtem_ood.physics.ctf import make_ctf, waves_from_array
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import DomainImaging
+    from hrtem_ood.config.schema import DomainImaging
 
 
 def image_intensity(exit_waves: np.ndarray, sampling_A: float, energy_eV: float, defocus_A: float,

@@ -13,7 +13,7 @@ from hrtem_ood.physics.calibration import minimum_contrast_defocus
 from hrtem_ood.physics.ctf import configure_abtem
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Simulate
+    from hrtem_ood.config.schema import Simulate
 
 
 def vacuum_merged_slices(z_A: np.ndarray, thickness_A: float, slice_thickness_A: float) -> tuple[float, ...]:

@@ -15,7 +15,7 @@ import numpy as np
 from hrtem_ood.config.params import fail, suggest
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params, Structures
+    from hrtem_ood.config.schema import Params, Structures
 
 #: Crystal lattices (lattice constants in A). Wurtzite CdSe as in the study.
 MATERIALS: dict[str, dict] = {

@@ -24,7 +24,7 @@ from hrtem_ood.results.results_io import ResultsError
 from hrtem_ood.units import focus_label
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 #: How the models of a cell are reduced (``aggregate.reduce``).
 REDUCERS = {"median": np.median, "mean": np.mean}

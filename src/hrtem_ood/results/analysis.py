@@ -18,7 +18,7 @@ from hrtem_ood.results.aggregation import aggregate_as_params
 from hrtem_ood.results.results_io import ResultsError, grid_files, grid_result_files, read_results
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def run_ctf_overlap(params: Params, exitwaves_dir: str | Path, q_max_per_A: float, out: str | Path | None,

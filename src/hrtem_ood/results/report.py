@@ -38,7 +38,7 @@ from hrtem_ood.results.results_io import grid_files
 from hrtem_ood.units import CONVENTION, focus_label, focus_words
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 #: How the figures order their defocus axes (``aggregate.figure_sign``): as the study's figures (from underfocus to
 #: overfocus: its -25 to +25 nm), or by params' defocus (from overfocus to underfocus). Labels are words either way.

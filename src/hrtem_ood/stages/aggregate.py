@@ -14,7 +14,7 @@ from hrtem_ood.results.results_io import grid_result_files, grid_timing_files, r
 from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def aggregate(params: Params, args) -> None:

@@ -15,7 +15,7 @@ from hrtem_ood.stages import entry
 from hrtem_ood.units import focus_label
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def write_examples(params: Params, domains_dir: str | Path, out_png: str | Path, split: str = "test",

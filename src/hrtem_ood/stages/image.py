@@ -19,7 +19,7 @@ from hrtem_ood.physics.imaging import domain_images
 from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def write_domain(params: Params, domain: str, exitwaves_dir: str | Path, out_dir: str | Path) -> None:

@@ -16,7 +16,7 @@ from hrtem_ood.dataio.io import atomic_path, stable_hash
 from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def write_ingested(params: Params, dataset: str, out_dir: str | Path) -> None:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from hrtem_ood.config.params import fail, grid_values, suggest
+from hrtem_ood.config.params import fail, suggest
+from hrtem_ood.config.schema import grid_values
 from hrtem_ood.dataio.datasets import read_h5
 from hrtem_ood.dataio.io import write_json
 from hrtem_ood.execution.grid import condition_tag, label_jobs, train_and_write
@@ -23,7 +24,7 @@ from hrtem_ood.results.results_io import read_results
 from hrtem_ood.stages import TRAINING_ARGUMENTS, entry
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def zero_shot_val_losses(params: Params, dataset: str, domains_dir: str, init_dir: str) -> dict[str, float]:

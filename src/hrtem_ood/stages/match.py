@@ -23,7 +23,7 @@ from hrtem_ood.results.results_io import grid_result_files, read_results
 from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 #: Train images per simulated domain that calibrate the support-to-particle offset.
 CALIBRATION_IMAGES = 20

@@ -17,7 +17,7 @@ from hrtem_ood.stages import entry
 from hrtem_ood.units import focus_label
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def overlay_models(params: Params, models_dir: str | Path) -> tuple[str, Path, dict[str, Path]]:

@@ -15,7 +15,7 @@ from hrtem_ood.execution.grid import pretrain_jobs, train_and_write
 from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def pretrain(params: Params, args) -> None:

@@ -16,7 +16,7 @@ from hrtem_ood.dataio.io import read_json
 from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def lowest_val_loss(curves: list[dict]) -> tuple[str, float]:

@@ -18,7 +18,7 @@ from hrtem_ood.physics.simulation import simulate_scene
 from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def structure_group_dirs(structures_dir: str | Path) -> list[str]:

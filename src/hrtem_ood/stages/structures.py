@@ -17,7 +17,7 @@ from hrtem_ood.physics.structures import build_scene, check_material, scene_plan
 from hrtem_ood.stages import entry
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params, Structures
+    from hrtem_ood.config.schema import Params, Structures
 
 
 def write_structures(params: Params, out_dir: str | Path) -> None:

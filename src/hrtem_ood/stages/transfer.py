@@ -13,7 +13,7 @@ from hrtem_ood.execution.grid import stage_jobs, train_and_write, transfer_targe
 from hrtem_ood.stages import TRAINING_ARGUMENTS, entry
 
 if TYPE_CHECKING:
-    from hrtem_ood.config.params import Params
+    from hrtem_ood.config.schema import Params
 
 
 def transfer(params: Params, args) -> None:
