@@ -65,7 +65,9 @@ def git(cwd: Path, *args: str) -> str:
 def dvc(cwd: Path, *args: str, check: bool = True, home: Path | None = None) -> subprocess.CompletedProcess:
     """Run dvc in ``cwd``; ``home``: the HOME it sees (an SSH client's known_hosts lives there)."""
     exe = Path(sys.executable).with_name("dvc")
-    env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}"}
+    # no analytics: a repo made by `dvc init` would otherwise try to send a report (no network in tests) and leave
+    # its report file in the temp folder
+    env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
     if home is not None:
         env["HOME"] = str(home)
     proc = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, env=env)

@@ -68,3 +68,18 @@ def test_the_usage_dask_jobqueue_recipe_runs_up_to_submitting_jobs(tmp_path, mon
         assert (tmp_path / "scheduler.txt").read_text().startswith("tcp://")
     finally:
         cluster.close()
+
+
+def test_the_readme_is_short_and_sets_up_with_two_commands_ci_runs_the_second():
+    """At most about 1,000 words; its only shell set-up blocks are the run command and the test command, both
+    installing from the lock, and .ci/run ends in exactly the test command."""
+    import re
+
+    text = (REPO / "README.md").read_text()
+    assert len(text.split()) <= 1000
+    setup = text[text.index("## Set up and run"):text.index("## ", text.index("## Set up and run") + 3)]
+    commands = re.findall(r"```bash\n(.*?)\n```", setup, re.S)
+    assert len(commands) == 2 and all("pip install -c requirements.lock -e '.[dev]'" in c for c in commands)
+    assert commands[0].endswith("dvc repro") and commands[1].endswith("ruff check . && pytest")
+    ci = (REPO / ".ci/run").read_text().strip().splitlines()[-1]
+    assert ci == commands[1]

@@ -72,8 +72,9 @@ def test_a_server_killed_mid_push_leaves_nothing_corrupt(lab, sshd, tmp_path):
 
     repo, storage = lab
     exe = Path(sys.executable).with_name("dvc")
-    push = subprocess.Popen([str(exe), "push"], cwd=repo, env={**os.environ, "HOME": str(sshd.home)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "HOME": str(sshd.home), "DVC_NO_ANALYTICS": "1"}
+    push = subprocess.Popen([str(exe), "push"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     deadline = time.time() + 120
     def landed() -> int:
         return sum(1 for p in storage.rglob("*") if p.is_file())
