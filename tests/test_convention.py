@@ -108,3 +108,23 @@ def test_report_reads_at_100_percent_on_a_1400_px_page():
     sizes = [float(x) for x in re.findall(r'font-size="([0-9.]+)px"', html)]
     assert sizes and min(sizes) >= 11, sorted(set(sizes))
     assert html.count("<h2>Loss before and after transfer") == 0  # no section repeats the matrices
+
+
+def test_units_are_converted_in_one_place():
+    """nm, mm and keV become Angstrom and eV through hrtem_ood.units alone: its conversions are exact, and no other
+    module writes a conversion factor (x 10 for nm, x 1e7 for mm, x 1e3 for keV) itself."""
+    import re
+
+    import numpy as np
+
+    from hrtem_ood.units import A_to_nm, eV_to_keV, keV_to_eV, mm_to_A, nm_to_A
+
+    assert nm_to_A(2.5) == 25.0 and A_to_nm(25.0) == 2.5 and mm_to_A(1.2) == 1.2e7 and keV_to_eV(300) == 3e5
+    assert eV_to_keV(keV_to_eV(200.0)) == 200.0
+    assert np.array_equal(A_to_nm(np.array([10.0, -55.0])), [1.0, -5.5])
+    factor = re.compile(r"(\*|/)\s*(10(\.0)?|1e3|1e7|1000(\.0)?)\b(?!\s*\*\*)|\b(10(\.0)?|1e3|1e7)\s*\*(?!\*)")
+    src = REPO / "src/hrtem_ood"
+    found = [f"{p.relative_to(src)}:{k + 1}: {line.strip()}" for p in sorted(src.rglob("*.py")) if p.name != "units.py"
+             for k, line in enumerate(p.read_text().splitlines())
+             if factor.search(line.split("#")[0]) and not line.strip().startswith(("\"", "'", "chi(q)"))]
+    assert not found, found

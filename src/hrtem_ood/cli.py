@@ -116,14 +116,15 @@ def _microscope_arguments(s: argparse.ArgumentParser) -> None:
 def _conditions(params_path: str, args: argparse.Namespace, report: bool = True) -> dict:
     """Estimate, print each micrograph's fit and the set's defocus at the support and at the particle plane."""
     from hrtem_ood.matching import microscope as mic
-    from hrtem_ood.units import focus_words
+    from hrtem_ood.units import A_to_nm, focus_words
 
     micrographs, energy, cs = mic.load_micrographs(args.inputs, args.pixel_size_A, args.energy_keV, args.cs_mm)
     found = mic.conditions(micrographs, energy, cs, args.support_thickness_nm, args.max_defocus_nm,
                            mic.calibrated_offset_nm(args.match), tuple(args.q_range) if args.q_range else None)
     if report:
         for name, fit in found["fits"].items():
-            shown = f"{fit.defocus_A / 10:.1f} nm" if not fit.sign_known else focus_words(fit.defocus_A / 10)
+            nm = A_to_nm(fit.defocus_A)
+            shown = f"{nm:.1f} nm" if not fit.sign_known else focus_words(nm)
             rings = "" if fit.rings_chi2 >= mic.thon.MIN_RINGS_CHI2 else ", no rings: left out"
             print(f"{name}: support defocus {shown} (rings {fit.rings_chi2:.0f}{rings})")
     support = (f"{found['support_nm']:.1f}" if not found["sign_known"] else focus_words(found["support_nm"]))

@@ -25,6 +25,7 @@ import torch
 
 from hrtem_ood.dataio.ingest import NORMALISATION, micrograph_files, read_image, resample, standardize_micrograph, tiles
 from hrtem_ood.errors import UserError
+from hrtem_ood.units import A_to_nm
 
 #: Columns of the per-particle table.
 PARTICLE_COLUMNS = ["image", "particle_id", "centroid_x_px", "centroid_y_px", "area_nm2", "equivalent_diameter_nm",
@@ -139,7 +140,7 @@ def particles(mask: np.ndarray, pixel_A: float, image: str) -> list[dict]:
     from skimage.measure import label, regionprops
 
     h, w = mask.shape
-    px_nm2 = (pixel_A / 10.0) ** 2
+    px_nm2 = A_to_nm(pixel_A) ** 2
     rows = []
     for k, region in enumerate(regionprops(label(mask, connectivity=1)), start=1):
         y0, x0, y1, x1 = region.bbox
@@ -221,7 +222,7 @@ def segment(model: LoadedModel, image: np.ndarray, pixel_A: float, tile_px: int,
         from skimage.measure import label
 
         parts = label(mask, connectivity=1)
-        area_nm2 = np.bincount(parts.ravel()) * (pixel_A / 10.0) ** 2
+        area_nm2 = np.bincount(parts.ravel()) * A_to_nm(pixel_A) ** 2
         keep = 2.0 * np.sqrt(area_nm2 / np.pi) >= min_diameter_nm
         keep[0] = False  # the background
         mask = keep[parts]

@@ -17,7 +17,7 @@ import numpy as np
 from hrtem_ood.errors import UserError
 from hrtem_ood.matching import recommend
 from hrtem_ood.physics import thon
-from hrtem_ood.units import focus_words
+from hrtem_ood.units import A_to_nm, focus_words, keV_to_eV, nm_to_A
 
 if TYPE_CHECKING:
     from hrtem_ood.config.schema import Params
@@ -72,13 +72,13 @@ def conditions(micrographs: list[tuple[str, np.ndarray, float]], energy_keV: flo
                support_thickness_nm: float, max_defocus_nm: float, offset_nm: float,
                q_range_per_A: tuple[float, float] | None = None) -> dict:
     """The set's support defocus (:func:`hrtem_ood.physics.thon.estimate_set`) and its particle-plane candidates."""
-    found = thon.estimate_set(micrographs, energy_eV=energy_keV * 1e3, Cs_mm=Cs_mm,
-                              thickness_A=support_thickness_nm * 10.0, max_defocus_A=max_defocus_nm * 10.0,
+    found = thon.estimate_set(micrographs, energy_eV=keV_to_eV(energy_keV), Cs_mm=Cs_mm,
+                              thickness_A=nm_to_A(support_thickness_nm), max_defocus_A=nm_to_A(max_defocus_nm),
                               q_range_per_A=q_range_per_A)
     s = found["summary"]
-    support = s["defocus_A"] / 10.0
-    return {"fits": found["fits"], "support_nm": support, "uncertainty_nm": s["uncertainty_A"] / 10.0,
-            "sd_nm": s["sd_A"] / 10.0, "sign_known": s["sign_known"], "n_with_rings": s["n_micrographs"],
+    support = A_to_nm(s["defocus_A"])
+    return {"fits": found["fits"], "support_nm": support, "uncertainty_nm": A_to_nm(s["uncertainty_A"]),
+            "sd_nm": A_to_nm(s["sd_A"]), "sign_known": s["sign_known"], "n_with_rings": s["n_micrographs"],
             "energy_keV": energy_keV, "Cs_mm": Cs_mm, "offset_nm": offset_nm,
             "candidates_nm": thon.particle_plane_nm(support, s["sign_known"], offset_nm)}
 
@@ -86,7 +86,7 @@ def conditions(micrographs: list[tuple[str, np.ndarray, float]], energy_keV: flo
 def at_energy_nm(defocus_nm: float, from_keV: float, to_keV: float) -> float:
     """The defocus that gives the same Thon rings (the same ``lambda * defocus``) at another beam energy; exact
     for Cs = 0."""
-    return defocus_nm * thon.electron_wavelength_A(from_keV * 1e3) / thon.electron_wavelength_A(to_keV * 1e3)
+    return defocus_nm * thon.electron_wavelength_A(keV_to_eV(from_keV)) / thon.electron_wavelength_A(keV_to_eV(to_keV))
 
 
 def matched_domain(params: Params, name: str, found: dict, sign: str | None, pretrain: bool) -> dict:

@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from hrtem_ood.units import mm_to_A
+
 
 def wavelength_A(energy_eV: float) -> float:
     """Relativistic electron wavelength in Angstrom (0.0197 A at 300 keV), abTEM's ``energy2wavelength``."""
@@ -48,7 +50,7 @@ def ctf_overlap(defocus_a_A: float, defocus_b_A: float, Cs_mm: float, energy_eV:
     paper of the study proposes it as a predictor of how far out of distribution one domain is for
     a model trained on the other."""
     q = np.linspace(0.0, float(q_max_per_A), int(n))
-    Cs_A = Cs_mm * 1e7
+    Cs_A = mm_to_A(Cs_mm)
     ta = phase_ctf(q, defocus_a_A, Cs_A, energy_eV, focal_spread_sigma_A)
     tb = phase_ctf(q, defocus_b_A, Cs_A, energy_eV, focal_spread_sigma_A)
 
@@ -109,7 +111,7 @@ def make_ctf(defocus_A, Cs_mm: float, focal_spread_sigma_A: float, energy_eV: fl
         kwargs["semiangle_cutoff"] = float(aperture_mrad)
     if focal_spread_sigma_A > 0:
         kwargs["focal_spread"] = math.sqrt(2.0) * focal_spread_sigma_A  # abTEM: 1/e width
-    return abtem.CTF(defocus=defocus_A, Cs=Cs_mm * 1e7, energy=energy_eV, **kwargs)
+    return abtem.CTF(defocus=defocus_A, Cs=mm_to_A(Cs_mm), energy=energy_eV, **kwargs)
 
 
 def waves_from_array(array: np.ndarray, sampling_A: float, energy_eV: float):

@@ -9,6 +9,7 @@ import numpy as np
 
 from hrtem_ood.dataio.io import derive_seed
 from hrtem_ood.physics.ctf import make_ctf, waves_from_array
+from hrtem_ood.units import nm_to_A
 
 if TYPE_CHECKING:
     from hrtem_ood.config.schema import DomainImaging
@@ -38,8 +39,8 @@ def domain_images(waves: np.ndarray, zero_defocus_A: np.ndarray, scene_ids: np.n
     out: dict[str, list] = {"images": [], "defocus_A": [], "jitter_A": [], "noise_seed": []}
     for w, z0, sid in zip(waves, zero_defocus_A, scene_ids, strict=True):
         rng = np.random.default_rng(derive_seed(dom.seed, dom.name, "jitter", int(sid)))
-        jitter = float(rng.normal(0.0, 10.0 * dom.defocus_sigma_nm))
-        defocus = float(z0) + 10.0 * dom.defocus_nm + jitter
+        jitter = float(rng.normal(0.0, nm_to_A(dom.defocus_sigma_nm)))
+        defocus = float(z0) + nm_to_A(dom.defocus_nm) + jitter
         intensity = image_intensity(w, sampling_A, energy_eV, defocus, dom.Cs_mm, dom.focal_spread_A,
                                     dom.aperture_mrad)
         seed = derive_seed(dom.seed, dom.name, "noise", int(sid))

@@ -11,6 +11,7 @@ import numpy as np
 
 from hrtem_ood.physics.calibration import minimum_contrast_defocus
 from hrtem_ood.physics.ctf import configure_abtem
+from hrtem_ood.units import keV_to_eV
 
 if TYPE_CHECKING:
     from hrtem_ood.config.schema import Simulate
@@ -61,7 +62,7 @@ def exit_waves(atoms, sim: Simulate, n_phonons: int, seed: int, merge_vacuum: bo
         atoms = abtem.FrozenPhonons(atoms, num_configs=n_phonons, sigmas=sim.phonon_sigma_A, seed=seed)
     potential = abtem.Potential(atoms, sampling=sim.sampling_A, slice_thickness=slices,
                                 projection="infinite", parametrization="lobato")
-    waves = abtem.PlaneWave(energy=sim.energy_keV * 1e3).multislice(potential)
+    waves = abtem.PlaneWave(energy=keV_to_eV(sim.energy_keV)).multislice(potential)
     factor = round(sim.output_sampling_A / sim.sampling_A)
     gpts = tuple(int(g) // factor for g in waves.gpts)
     if factor > 1:
@@ -118,7 +119,7 @@ def _simulate_scene(task: dict) -> dict:
     s_out, lab, cal = sim.output_sampling_A, sim.label, sim.calibration
     mask = label_from_phase(particle_wave, s_out, lab.threshold_rad, lab.smoothing_A, lab.order)
     if len(part) and cal.method == "minimum_contrast":
-        z0 = minimum_contrast_defocus(particle_wave, s_out, sim.energy_keV * 1e3, task["Cs_mm"], cal.search_A,
+        z0 = minimum_contrast_defocus(particle_wave, s_out, keV_to_eV(sim.energy_keV), task["Cs_mm"], cal.search_A,
                                       cal.coarse_step_A, cal.fine_step_A, cal.q_max_per_A)
     else:
         z0 = 0.0

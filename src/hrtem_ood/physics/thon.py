@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hrtem_ood.errors import UserError
+from hrtem_ood.units import mm_to_A
 
 #: Degrees of the background and envelope polynomials in q. A rich background leaves nothing for the ring term
 #: to fit but rings: with a poorer one, a near-zero defocus (whose ring term is a smooth q^4 rise) wins on
@@ -37,6 +38,9 @@ ENVELOPE_DEGREE = 2
 _N_LINEAR = BACKGROUND_DEGREE + ENVELOPE_DEGREE + 2
 #: Trial defoci are spaced so that 2 chi changes by at most this much (rad) at the highest fitted frequency.
 PHASE_STEP_RAD = 0.25
+#: The interval of an estimate spans the trial defoci as good as the best within this many grid steps of it (plus
+#: 5% of the defocus): the minimum's own basin, not a distant alias.
+BASIN_STEPS = 10
 #: Periods longer than 15 A (frequencies below 1/15 1/A) hold the shapes of particles and of the support's
 #: thickness more than its Thon rings, and are left out of the fit.
 MIN_FREQUENCY_PER_A = 1.0 / 15.0
@@ -142,7 +146,7 @@ def fit_defocus(q: np.ndarray, power: np.ndarray, counts: np.ndarray, *, energy_
     level = uniform_filter1d(y, 15, mode="nearest")
     level = np.maximum(level, 1e-9 * level.max())
     weight = 1.0 / level
-    lam, Cs_A = electron_wavelength_A(energy_eV), Cs_mm * 1e7
+    lam, Cs_A = electron_wavelength_A(energy_eV), mm_to_A(Cs_mm)
     step = PHASE_STEP_RAD / (2.0 * np.pi * lam * q_max_per_A**2)
     grid = np.arange(0.0, max_defocus_A + step, step)
     sign_known = Cs_mm != 0.0
@@ -158,7 +162,7 @@ def fit_defocus(q: np.ndarray, power: np.ndarray, counts: np.ndarray, *, energy_
     rss_min = min(float(res.fun), float(rss[best]))
     noise = rss_min / max(len(q) - (_N_LINEAR + 1), 1)
     within = grid[rss <= rss_min + noise]
-    near = within[np.abs(within - defocus) <= 10 * step + 0.05 * abs(defocus)]  # the minimum's own basin
+    near = within[np.abs(within - defocus) <= BASIN_STEPS * step + 0.05 * abs(defocus)]
     interval = (float(min(near.min(), defocus)), float(max(near.max(), defocus))) if near.size else (defocus, defocus)
     # Do the rings stand out of the noise? In log power, a smooth background of any steepness is a polynomial,
     # and the log of the median of n exponential (speckle) powers has a standard deviation of about

@@ -16,6 +16,7 @@ from hrtem_ood.dataio.io import read_json, write_json
 from hrtem_ood.errors import UserError
 from hrtem_ood.results.aggregation import aggregate_as_params
 from hrtem_ood.results.results_io import ResultsError, grid_files, grid_result_files, read_results
+from hrtem_ood.units import keV_to_eV, nm_to_A
 
 if TYPE_CHECKING:
     from hrtem_ood.config.schema import Params
@@ -38,7 +39,7 @@ def run_ctf_overlap(params: Params, exitwaves_dir: str | Path, q_max_per_A: floa
     files = grid_files(pres, results_dir, ".csv")["pretrain"]
     rows = [row for f in files for row in read_results(f)]
     agg = aggregate_as_params(params, rows)  # the same cells (filters, reduction) as the aggregate stage
-    energy_eV = params.simulate.energy_keV * 1e3
+    energy_eV = keV_to_eV(params.simulate.energy_keV)
     defocus = domain_defocus_nm(params)
     table = []
     for i, p in enumerate(pres):
@@ -47,7 +48,8 @@ def run_ctf_overlap(params: Params, exitwaves_dir: str | Path, q_max_per_A: floa
             if d == p or dp is None or dd is None or np.isnan(agg["P"][i, j]):
                 continue
             im = domain_imaging(params, d)
-            ov = ctf_overlap(zero_A + 10 * dp, zero_A + 10 * dd, im.Cs_mm, energy_eV, q_max_per_A, im.focal_spread_A)
+            ov = ctf_overlap(zero_A + nm_to_A(dp), zero_A + nm_to_A(dd), im.Cs_mm, energy_eV, q_max_per_A,
+                             im.focal_spread_A)
             table.append({"pretrain": p, "eval": d, "ctf_overlap": round(ov, 4),
                           "ood_gap": round(float(agg["P"][i, j] - agg["P"][i, doms.index(p)]), 6)})
     if len(table) < 3:

@@ -21,6 +21,7 @@ from hrtem_ood.physics import thon
 from hrtem_ood.results.aggregation import aggregate, aggregate_as_params
 from hrtem_ood.results.results_io import grid_result_files, read_results
 from hrtem_ood.stages import entry
+from hrtem_ood.units import A_to_nm, eV_to_keV, keV_to_eV
 
 if TYPE_CHECKING:
     from hrtem_ood.config.schema import Params
@@ -51,8 +52,8 @@ def _simulated(params: Params, domains_dir: Path, split: str, n: int | None) -> 
         take = slice(None) if n is None else slice(0, n)
         images = data["images"][take]
         fits = _fits(images, float(attrs["sampling_A"]), cfg)
-        out[dom] = {"images": images, "fits": fits, "support_nm": np.array([f.defocus_A for f in fits]) / 10.0,
-                    "particle_nm": (data["defocus_A"][take] - data["zero_defocus_A"][take]) / 10.0,
+        out[dom] = {"images": images, "fits": fits, "support_nm": A_to_nm(np.array([f.defocus_A for f in fits])),
+                    "particle_nm": A_to_nm(data["defocus_A"][take] - data["zero_defocus_A"][take]),
                     "sign_known": all(f.sign_known for f in fits), "defocus_nm": img.defocus_nm}
     return out
 
@@ -93,9 +94,9 @@ def _validation(test: dict[str, dict], offset: float) -> dict[str, dict]:
                     "median_abs_error_nm": round(float(np.median(err)), 3),
                     "share_showing_rings": round(float(np.mean([f.rings_chi2 >= thon.MIN_RINGS_CHI2
                                                                 for f in v["fits"]])), 3),
-                    "support_nm": round(summary["defocus_A"] / 10.0, 3),
+                    "support_nm": round(A_to_nm(summary["defocus_A"]), 3),
                     "candidates_nm": [round(c, 3) for c in thon.particle_plane_nm(
-                        summary["defocus_A"] / 10.0, summary["sign_known"], offset)]}
+                        A_to_nm(summary["defocus_A"]), summary["sign_known"], offset)]}
     return out
 
 
@@ -118,19 +119,19 @@ def _ingested(params: Params, dataset: str, found: dict, offset: float, models, 
     """An ingested dataset's estimate, its recommendation, and the measured Dice of the recommended model against
     the best zero-shot one."""
     s = found["summary"]
-    support_nm = s["defocus_A"] / 10.0
+    support_nm = A_to_nm(s["defocus_A"])
     rec = recommend.recommend(models, column_nm, thon.particle_plane_nm(support_nm, s["sign_known"], offset))
     measured = {"recommended": _measured(scores, rec["pretrain"], rec["target"], dataset)}
     zero_shot = {p: _measured(scores, p, None, dataset) for p in params.pretrain.domains}
     best = max(zero_shot, key=lambda p: zero_shot[p]["dice"])
     measured["best_zero_shot"] = dict(zero_shot[best], model=f"pretrained on {best}")
-    return {"micrographs": {n: {"support_defocus_nm": round(f.defocus_A / 10.0, 2),
+    return {"micrographs": {n: {"support_defocus_nm": round(A_to_nm(f.defocus_A), 2),
                                 "rings_chi2": round(f.rings_chi2, 1)} for n, f in found["fits"].items()},
-            "support_defocus_nm": round(support_nm, 2), "uncertainty_nm": round(s["uncertainty_A"] / 10.0, 2),
-            "sd_nm": round(s["sd_A"] / 10.0, 2), "sign_known": s["sign_known"],
+            "support_defocus_nm": round(support_nm, 2), "uncertainty_nm": round(A_to_nm(s["uncertainty_A"]), 2),
+            "sd_nm": round(A_to_nm(s["sd_A"]), 2), "sign_known": s["sign_known"],
             "n_micrographs_with_rings": s["n_micrographs"], "recommendation": rec, "measured": measured,
-            "assumed": {"energy_keV": assumed["energy_eV"] / 1e3, "Cs_mm": assumed["Cs_mm"],
-                        "support_thickness_nm": assumed["thickness_A"] / 10.0}}
+            "assumed": {"energy_keV": eV_to_keV(assumed["energy_eV"]), "Cs_mm": assumed["Cs_mm"],
+                        "support_thickness_nm": A_to_nm(assumed["thickness_A"])}}
 
 
 def match(params: Params, args) -> None:
@@ -149,7 +150,7 @@ def match(params: Params, args) -> None:
     ac = params.aggregate
     scores = {m: aggregate(rows, domain_names(params), params.pretrain.domains, metric=m, reduce=ac.reduce,
                            filters=ac.filters) for m in ("paper_loss", "dice")}
-    assumed = {"energy_eV": params.simulate.energy_keV * 1e3, "Cs_mm": params.imaging.Cs_mm,
+    assumed = {"energy_eV": keV_to_eV(params.simulate.energy_keV), "Cs_mm": params.imaging.Cs_mm,
                "thickness_A": float(np.mean(params.structures.carbon.thickness_A))}
     spectra = [{"source": d, "kind": "simulated", "q_per_A": q, "log10_power": p}
                for d in params.domains

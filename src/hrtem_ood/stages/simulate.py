@@ -16,6 +16,7 @@ from hrtem_ood.dataio.io import atomic_path, derive_seed, read_json, stable_hash
 from hrtem_ood.execution.parallel import map_ordered
 from hrtem_ood.physics.simulation import simulate_scene
 from hrtem_ood.stages import entry
+from hrtem_ood.units import keV_to_eV
 
 if TYPE_CHECKING:
     from hrtem_ood.config.schema import Params
@@ -73,7 +74,7 @@ def _write_group(params: Params, tasks: list[dict], results: list[dict], tmp: Pa
               "zero_defocus_A": np.array([r["zero_defocus_A"] for r in results]),
               "scene_id": np.array([t["scene_id"] for t in tasks], np.int64),
               "split": np.array([t["split"] for t in tasks])},
-             {"sampling_A": sim.output_sampling_A, "energy_eV": sim.energy_keV * 1e3,
+             {"sampling_A": sim.output_sampling_A, "energy_eV": keV_to_eV(sim.energy_keV),
               "Cs_mm_calibration": params.imaging.Cs_mm, "units_waves": "vacuum = 1",
               "params_hash": stable_hash(sim)})
     write_json(tmp / "summary.json", {  # no timings here: same params, same bytes
