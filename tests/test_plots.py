@@ -91,7 +91,7 @@ def test_overlay_outlines_the_label_and_tints_the_prediction(tmp_path):
     5 px is tinted orange where it lies off the label, and the rest of the image stays grey."""
     from PIL import Image
 
-    from hrtem_ood.results.plots import LABEL_RGB, PREDICTION_RGB, overlay_grid_png, overlay_rgb
+    from hrtem_ood.results.images import LABEL_RGB, PREDICTION_RGB, overlay_grid_png, overlay_rgb
 
     image = np.random.default_rng(0).normal(100, 1, (40, 40))
     label = np.zeros((40, 40), np.uint8)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hrtem_ood.dataio.datasets import domain_file, read_h5
-from hrtem_ood.results.plots import montage_png
+from hrtem_ood.results.images import montage_png
 from hrtem_ood.stages import entry
 from hrtem_ood.units import focus_label
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from hrtem_ood.config.domains import domain_defocus_nm, domain_names
 from hrtem_ood.dataio.datasets import load_split
 from hrtem_ood.execution.grid import condition_tag, conditions
-from hrtem_ood.results.plots import overlay_grid_png, overlay_rgb
+from hrtem_ood.results.images import overlay_grid_png, overlay_rgb
 from hrtem_ood.stages import entry
 from hrtem_ood.units import focus_label
 
