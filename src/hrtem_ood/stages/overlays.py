@@ -20,27 +20,22 @@ if TYPE_CHECKING:
     from hrtem_ood.config.schema import Params
 
 
-def overlay_models(params: Params, models_dir: str | Path) -> tuple[str, Path, dict[str, Path]]:
-    """The row the overlays show (the first pretraining domain), its pretrained model file, and per target the file
-    of its transfer there (first condition, first seed)."""
-    row, seed, root = params.pretrain.domains[0], params.train.seeds[0], Path(models_dir)
-    pretrained = root / "pretrain" / row / condition_tag(conditions(params, "pretrain")[0]) / f"seed{seed}.pt"
-    tag = condition_tag(conditions(params, "transfer")[0])
-    transferred = {d: root / "transfer" / row / d / tag / f"seed{seed}.pt" for d in domain_names(params) if d != row}
-    return row, pretrained, transferred
-
-
 def write_overlays(params: Params, domains_dir: str | Path, models_dir: str | Path, out: str | Path,
                    index: int = 0) -> None:
     from hrtem_ood.learning.evaluation import mask_dice, model_input, predicted_masks
-    from hrtem_ood.learning.predict import load_model
+    from hrtem_ood.learning.predict import find_model, load_model
     from hrtem_ood.learning.training import select_device, set_threads
 
     set_threads(params.train.threads)
     device = select_device()
-    sampling = params.simulate.output_sampling_A
-    row, pretrained_file, transferred = overlay_models(params, models_dir)
-    pretrained = load_model(pretrained_file, sampling).net.to(device)
+    row, seed = params.pretrain.domains[0], params.train.seeds[0]
+    tags = {stage: condition_tag(conditions(params, stage)[0]) for stage in ("pretrain", "transfer")}
+
+    def model(target: str | None):  # the row's pretrained model (target None), or its transfer to target
+        path = find_model(models_dir, row, target, tags["pretrain" if target is None else "transfer"], seed)
+        return load_model(path, params.simulate.output_sampling_A).net.to(device)
+
+    pretrained = model(None)
     defocus, rows = domain_defocus_nm(params), []
     for d in domain_names(params):
         split = load_split(domains_dir, d, "test")
@@ -49,8 +44,8 @@ def write_overlays(params: Params, domains_dir: str | Path, models_dir: str | Pa
         panels = [("label", overlay_rgb(image, label, None)),
                   (f"{'in domain' if d == row else 'zero-shot'}: Dice {mask_dice(zero_shot, label):.2f}",
                    overlay_rgb(image, label, zero_shot))]
-        if d in transferred:
-            after = predicted_masks(load_model(transferred[d], sampling).net.to(device), x, device)[0]
+        if d != row:
+            after = predicted_masks(model(d), x, device)[0]
             panels.append((f"transferred: Dice {mask_dice(after, label):.2f}", overlay_rgb(image, label, after)))
         rows.append((f"{focus_label(defocus.get(d), d)} ({d})", panels))
     overlay_grid_png(rows, out)
