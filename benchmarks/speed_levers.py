@@ -6,7 +6,10 @@
    1 and on 2 threads (the rule depends on the thread count);
 3. the pretraining stage's schedule: 5 models one after another on 2 threads, bf16 + channels_last (before),
    against 2 side by side on 1 thread each (after), short models of the same shape;
-4. levers measured and not adopted: ``torch.compile`` (1 thread), the per-epoch validation, data loading.
+4. levers measured and not adopted: ``torch.compile`` (1 thread), the per-epoch validation, data loading;
+5. the start order of unequal models on 2 workers (the label-count study's mix, scaled down): grid order (before)
+   against longest first (after);
+6. the metrics of an evaluation batch: argmax over the 2 classes (before) against comparing the 2 logits (after).
 
 Usage: python benchmarks/speed_levers.py [params.yaml]. Prints the CPU model first; quote ratios only.
 """
@@ -227,6 +230,58 @@ def other_levers(params) -> None:
         print(f"  torch.compile: not measurable here ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
 
 
+def _sized_model(args) -> float:
+    """A short model on ``n_images`` images (1 thread, the rule's layout); returns seconds."""
+    n_images, params = args
+    from hrtem_ood.learning.model import build_model
+    from hrtem_ood.learning.training import set_threads, train
+
+    set_threads(1)
+    images, masks = _data(n_images)
+    t0 = time.perf_counter()
+    train(build_model(params.model, 0), images, masks, images[:5], masks[:5], params.train, 1e-3, EPOCHS, seed=0)
+    return time.perf_counter() - t0
+
+
+def start_order(params) -> None:
+    from hrtem_ood.execution.parallel import run_side_by_side
+
+    sizes = [8 * n for _ in range(3) for n in (1, 2, 4, 12)]  # 3 starts x 1, 2, 4, 12 micrographs, as in labels
+    print(f"\n5. start order of {len(sizes)} unequal models on 2 workers ({EPOCHS} epochs of 8-96 images; 1 thread)")
+    jobs = [(n, params) for n in sizes]
+    wall = {}
+    for name, costs in (("grid order (before)", None), ("longest first (after)", sizes)) * 2:  # best of 2
+        t0 = time.perf_counter()
+        run_side_by_side(_sized_model, jobs, 2, costs=costs)
+        wall[name] = min(wall.get(name, float("inf")), time.perf_counter() - t0)
+    before = wall["grid order (before)"]
+    for name, secs in wall.items():
+        print(f"  {name:24s} {secs:6.1f} s  {before / secs:4.2f}x")
+
+
+def batch_metrics() -> None:
+    import torch
+
+    from hrtem_ood.learning.evaluation import particle_class
+
+    torch.set_num_threads(1)
+    logits = torch.randn(8, 2, 256, 256, generator=torch.Generator().manual_seed(0))
+    print("\n6. the predicted class of 8 whole 256 px images (1 thread; best of 20)")
+    for layout, x in (("contiguous", logits), ("channels_last", logits.contiguous(memory_format=torch.channels_last))):
+        secs = {}
+        for name, f in (("argmax (before)", lambda x=x: x.argmax(1) == 1), ("comparison (after)",
+                                                                              lambda x=x: particle_class(x))):
+            secs[name] = min(_timed(f) for _ in range(20))
+        before, after = secs["argmax (before)"], secs["comparison (after)"]
+        print(f"  {layout:14s} argmax {before * 1e3:6.2f} ms, comparison {after * 1e3:6.2f} ms  {before / after:5.1f}x")
+
+
+def _timed(f) -> float:
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
 def main():
     params = validate(load_params(sys.argv[1] if len(sys.argv) > 1 else "params.yaml"))
     print(f"CPU: {cpu_model()}, {multiprocessing.cpu_count()} cores")
@@ -234,6 +289,8 @@ def main():
     layout(params)
     schedule(params)
     other_levers(params)
+    start_order(params)
+    batch_metrics()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ from hrtem_ood.learning.evaluation import (
     PAPER_LOSS_OFFSET,
     MetricAccumulator,
     evaluate,
+    particle_class,
     pixel_paper_loss,
+    predicted_masks,
     standardize,
     training_loss,
 )
@@ -107,3 +109,20 @@ def test_per_pixel_paper_loss_is_the_closed_form_and_averages_to_the_pooled_one(
     assert model.training
     assert float(loss.mean()) == pytest.approx(pooled["paper_loss"], rel=1e-5)
     assert pooled["iou"] == pytest.approx(3 / 4)   # tp 3, fp 1, fn 0
+
+
+def test_particle_class_picks_the_pixels_argmax_picks_ties_included():
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(4, 2, 33, 17, generator=gen)
+    logits[:, 1, :5] = logits[:, 0, :5]  # ties: argmax takes the first class, background
+    logits[0, :, 6] = torch.tensor([-1e30, 1e30])[:, None]
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        got = particle_class(logits.contiguous(memory_format=fmt))
+        assert got.dtype == torch.bool and torch.equal(got, logits.argmax(1) == 1)
+    assert not got[:, :5].any() and got[0, 6].all()
+
+
+def test_predicted_masks_are_uint8_classes_of_the_larger_logit():
+    images = np.array([[[2.0, -1.0], [0.0, 3.0]]] * 3, np.float32)
+    masks = predicted_masks(_SignNet().eval(), images, torch.device("cpu"), batch_size=2)
+    assert masks.dtype == np.uint8 and np.array_equal(masks, (images > 0).astype(np.uint8))

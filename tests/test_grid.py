@@ -170,3 +170,67 @@ def test_a_job_error_in_a_worker_is_raised_by_the_stage(tmp_path):
     run = subprocess.run(_stage_command(tmp_path, -1), cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
     assert "ValueError: sleep length must be non-negative" in run.stderr
+
+
+def test_tasks_start_longest_first_ties_and_no_costs_in_the_given_order():
+    from hrtem_ood.execution.parallel import longest_first
+
+    assert longest_first(5, [1.0, 5.0, 3.0, 5.0, 0.5]) == [1, 3, 2, 0, 4]
+    assert longest_first(3, None) == [0, 1, 2]
+    with pytest.raises(ValueError, match="2 costs for 3 tasks"):
+        longest_first(3, [1.0, 2.0])
+
+
+ORDER_WORKER = '''
+import json, sys, time
+
+def record_start(job):
+    start = time.monotonic_ns()
+    time.sleep(job["sleep_s"])
+    return {"name": job["name"], "start": start}
+
+if __name__ == "__main__":
+    from hrtem_ood.execution.parallel import run_side_by_side
+    sleeps = [0.2, 0.6, 0.4, 0.8, 0.1]
+    jobs = [{"name": f"job{i}", "sleep_s": s} for i, s in enumerate(sleeps)]
+    print(json.dumps(run_side_by_side(record_start, jobs, 2, costs=sleeps)))
+'''
+
+
+def test_side_by_side_workers_start_the_costliest_jobs_first_and_results_keep_the_jobs_order(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "stage.py").write_text(ORDER_WORKER)
+    out = subprocess.run([sys.executable, str(tmp_path / "stage.py")], capture_output=True, text=True, check=True)
+    results = json.loads(out.stdout)
+    assert [r["name"] for r in results] == [f"job{i}" for i in range(5)]
+    started = [r["name"] for r in sorted(results, key=lambda r: r["start"])]
+    assert set(started[:2]) == {"job3", "job1"} and started[-1] == "job4"  # 0.8 and 0.6 s first, 0.1 s last
+
+
+def test_a_jobs_cost_grows_with_its_labelled_micrographs_and_its_validation_tiles(params, tmp_path):
+    import numpy as np
+
+    from hrtem_ood.dataio.datasets import write_h5
+
+    def split(root, n, sources=None):
+        arrays = {"images": np.zeros((n, 32, 32), np.float32), "masks": np.zeros((n, 32, 32), np.uint8)}
+        if sources is not None:
+            arrays["source_index"] = np.asarray(sources)
+        write_h5(root, arrays, {})
+
+    for domain, n_val in (("sim", 2), ("real", 8)):
+        split(tmp_path / domain / "train.h5", 12, sources=[3, 3, 3, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+        split(tmp_path / domain / "val.h5", n_val)
+    typed = validate(params)
+    job = {"train": typed.train, "domains_dir": str(tmp_path), "target_domain": "real", "epochs": 10,
+           "n_images": None}
+    by_sources = [grid.job_cost({**job, "n_sources": n}) for n in (1, 2, 4)]
+    assert by_sources[0] < by_sources[1] < by_sources[2]
+    crop = typed.train.crops_per_image * typed.train.crop_px ** 2  # tiles of micrographs 0 and 1: 6 images
+    assert by_sources[1] == 10 * (2 * 6 * crop + 8 * 32 * 32)
+    assert grid.job_cost({**job, "n_images": 5}) > grid.job_cost({**job, "target_domain": "sim", "n_images": 5})
+    with pytest.raises(DatasetError, match="nowhere"):
+        grid.job_cost({**job, "target_domain": "nowhere"})

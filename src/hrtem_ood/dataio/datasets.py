@@ -70,6 +70,23 @@ def domain_file(root: str | Path, domain: str, split: str) -> Path:
     return Path(root) / domain / f"{split}.h5"
 
 
+def split_size(root: str | Path, domain: str, split: str, n_images: int | None = None,
+               n_sources: int | None = None) -> tuple[int, int]:
+    """(images, pixels per image) of a domain split, or of the subset a model trains on (the first ``n_images``
+    images, or every tile of the first ``n_sources`` source micrographs), from the file's metadata and its
+    ``source_index`` only: the size of a training task, for scheduling."""
+    path = domain_file(root, domain, split)
+    try:
+        with h5py.File(path, "r") as fh:
+            n, h, w = fh["images"].shape
+            if n_sources is not None:
+                source = fh["source_index"][()]
+                n = int(np.isin(source, sorted(set(source.tolist()))[:n_sources]).sum())
+    except (OSError, KeyError, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read its images' shape ({exc})") from exc
+    return (n if n_images is None else min(n, n_images)), h * w
+
+
 def load_split(root: str | Path, domain: str, split: str) -> dict:
     """Images, masks and attributes of one domain split, checked for shape and content."""
     path = domain_file(root, domain, split)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from hrtem_ood.config.domains import domain_names, transfer_pairs
 from hrtem_ood.config.params import fail
 from hrtem_ood.config.schema import grid_values
-from hrtem_ood.dataio.datasets import DatasetError
+from hrtem_ood.dataio.datasets import DatasetError, split_size
 from hrtem_ood.results.columns import RESULT_COLUMNS, TIMING_COLUMNS
 
 if TYPE_CHECKING:
@@ -150,6 +150,16 @@ def model_threads(tc: Train, n_jobs: int) -> int:
     return max(1, tc.threads // side_by_side(tc, n_jobs))
 
 
+def job_cost(job: dict) -> float:
+    """A training task's size, to start the longest first (a stage's jobs differ: the label-count study's models
+    train on 1 to 12 micrographs, an ingested target validates on more tiles): pixels through the model, a
+    training crop counted twice (forward and backward), per epoch. Scheduling only; no result depends on it."""
+    tc, root, target = job["train"], job["domains_dir"], job["target_domain"]
+    n_train, _ = split_size(root, target, "train", job["n_images"], job.get("n_sources"))
+    n_val, val_px = split_size(root, target, "val")
+    return job["epochs"] * (2 * n_train * tc.crops_per_image * tc.crop_px ** 2 + n_val * val_px)
+
+
 def run_job(job: dict) -> dict:
     """Check ``model`` (timm encoder, U-Net build: one line naming the params file and key if wrong), then train
     one model. Torch is imported where this runs: here, a spawned process or a dask worker."""
@@ -172,10 +182,11 @@ def train_and_write(jobs: list[dict], models_out: Path, results_out: Path, curve
 
     tc = jobs[0]["train"]
     jobs = [dict(job, threads=model_threads(tc, len(jobs))) for job in jobs]
+    costs = [job_cost(job) for job in jobs]
     if scheduler_address():
-        results = map_ordered(run_job, jobs, desc=f"{jobs[0]['stage']} models")
+        results = map_ordered(run_job, jobs, desc=f"{jobs[0]['stage']} models", costs=costs)
     else:
-        results = run_side_by_side(run_job, jobs, side_by_side(tc, len(jobs)))
+        results = run_side_by_side(run_job, jobs, side_by_side(tc, len(jobs)), costs=costs)
     with atomic_path(models_out, is_dir=True) as tmp:
         for job, r in zip(jobs, results, strict=True):
             path = tmp / job["model_file"]
