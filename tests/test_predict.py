@@ -4,6 +4,7 @@ to the native one's, and every bad input as one line that writes nothing."""
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +313,37 @@ def test_a_4k_micrograph_is_segmented_in_bounded_memory():
 
     grown_mib = int(subprocess.run([sys.executable, "-c", MEMORY], capture_output=True, text=True, check=True).stdout)
     assert grown_mib < 8 * 64, grown_mib
+
+
+EXPORT = '''
+import sys
+import hrtem_ood
+from hrtem_ood.learning.export import export_model
+from hrtem_ood.learning.predict import load_model
+export_model(load_model(sys.argv[1], 0.2), sys.argv[2], sys.argv[3])
+print(hrtem_ood.__file__)
+'''
+
+
+def test_an_exported_model_has_the_same_bytes_wherever_the_checkout_lies(trained, tmp_path):
+    """The program holds no source-file paths: the package copied elsewhere exports the same bytes (the ready
+    model is committed, and a clone's ``dvc repro`` must give its bytes)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import hrtem_ood
+
+    model_path, _ = trained
+    elsewhere = tmp_path / "another checkout" / "src"
+    shutil.copytree(Path(hrtem_ood.__file__).parent, elsewhere / "hrtem_ood",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    outs = []
+    for name, path in (("here", ""), ("there", str(elsewhere))):
+        out = tmp_path / f"{name}.pt2"
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": path}
+        run = subprocess.run([sys.executable, "-c", EXPORT, str(model_path), str(out), str(tmp_path / "none")],
+                             env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
+        assert run.stdout.strip().startswith(path or str(Path(hrtem_ood.__file__).parent.parent))
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]

@@ -50,6 +50,8 @@ def export_model(model: LoadedModel, out: str | Path, results_dir: str | Path = 
     dims = {"x": {0: torch.export.Dim("batch", min=1, max=4096), 2: 32 * h, 3: 32 * w}}
     with torch.no_grad():
         program = torch.export.export(net, (torch.zeros(2, 1, 256, 256),), dynamic_shapes=dims)
+    for node in program.graph.nodes:  # source-file paths of the checkout: the bytes would depend on where it lies
+        node.meta.pop("stack_trace", None)
     card = {
         "format": "torch.export (load with torch.export.load(path).module())",
         "input": {"shape": "N x 1 x H x W, H and W multiples of 32 up to 32768", "dtype": "float32",
