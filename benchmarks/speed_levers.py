@@ -48,7 +48,7 @@ def _scene_seconds(args) -> float:
 
     if not merge:  # the particles-only multislice slice by slice, as before
         simulation.vacuum_merged_slices = lambda z, t, dz: dz
-    tasks = [dict(t, sim=dict(t["sim"], fft=fft)) for t in tasks]
+    tasks = [dict(t, sim=t["sim"].model_copy(update={"fft": fft})) for t in tasks]
     simulation.simulate_scene(tasks[0])
     t0 = time.perf_counter()
     for t in tasks[1:]:
