@@ -213,7 +213,7 @@ def test_side_by_side_workers_start_the_costliest_jobs_first_and_results_keep_th
 def test_a_jobs_cost_grows_with_its_labelled_micrographs_and_its_validation_tiles(params, tmp_path):
     import numpy as np
 
-    from hrtem_ood.dataio.datasets import write_h5
+    from hrtem_ood.dataio.datasets import split_size, write_h5
 
     def split(root, n, sources=None):
         arrays = {"images": np.zeros((n, 32, 32), np.float32), "masks": np.zeros((n, 32, 32), np.uint8)}
@@ -232,5 +232,6 @@ def test_a_jobs_cost_grows_with_its_labelled_micrographs_and_its_validation_tile
     crop = typed.train.crops_per_image * typed.train.crop_px ** 2  # tiles of micrographs 0 and 1: 6 images
     assert by_sources[1] == 10 * (2 * 6 * crop + 8 * 32 * 32)
     assert grid.job_cost({**job, "n_images": 5}) > grid.job_cost({**job, "target_domain": "sim", "n_images": 5})
-    with pytest.raises(DatasetError, match="nowhere"):
-        grid.job_cost({**job, "target_domain": "nowhere"})
+    assert grid.job_cost({**job, "target_domain": "nowhere"}) == 0  # the job itself names the missing file
+    with pytest.raises(DatasetError, match="nowhere/train.h5"):
+        split_size(tmp_path, "nowhere", "train")

@@ -152,11 +152,15 @@ def model_threads(tc: Train, n_jobs: int) -> int:
 
 def job_cost(job: dict) -> float:
     """A training task's size, to start the longest first (a stage's jobs differ: the label-count study's models
-    train on 1 to 12 micrographs, an ingested target validates on more tiles): pixels through the model, a
-    training crop counted twice (forward and backward), per epoch. Scheduling only; no result depends on it."""
+    train on 1 to 12 micrographs, an ingested target validates on more tiles): pixels through the model over its
+    epochs, a training crop counted twice (forward and backward). Scheduling only; no result depends on it. A
+    split it cannot read counts 0: the job itself then names the file, after checking the params."""
     tc, root, target = job["train"], job["domains_dir"], job["target_domain"]
-    n_train, _ = split_size(root, target, "train", job["n_images"], job.get("n_sources"))
-    n_val, val_px = split_size(root, target, "val")
+    try:
+        n_train, _ = split_size(root, target, "train", job["n_images"], job.get("n_sources"))
+        n_val, val_px = split_size(root, target, "val")
+    except DatasetError:
+        return 0.0
     return job["epochs"] * (2 * n_train * tc.crops_per_image * tc.crop_px ** 2 + n_val * val_px)
 
 
