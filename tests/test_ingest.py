@@ -12,7 +12,7 @@ from PIL import Image
 from hrtem_ood.config.domains import domain_imaging
 from hrtem_ood.config.params import validate
 from hrtem_ood.config.schema import IngestDataset
-from hrtem_ood.dataio.datasets import DatasetError, read_h5
+from hrtem_ood.dataio.datasets import DatasetError, read_h5, training_subset
 from hrtem_ood.dataio.ingest import IngestError, ingest_dataset, read_image
 from hrtem_ood.stages.ingest import write_ingested
 
@@ -276,6 +276,19 @@ def test_ingested_domain_joins_the_evaluation_domains(params):
     params["ingest"]["datasets"]["dfm10"] = {"root": "raw/y"}
     with pytest.raises(ParamsError, match="also a simulated domain"):
         validate(params)
+
+
+def test_the_training_subset_takes_whole_micrographs_in_name_order_then_the_first_images():
+    source = np.array([2, 0, 1, 0, 2, 1, 0])  # tiles of micrographs 0, 1 and 2, mixed
+    assert training_subset("t.h5", "train", 7, None).tolist() == list(range(7))
+    assert training_subset("t.h5", "train", 7, None, n_images=3).tolist() == [0, 1, 2]
+    assert training_subset("t.h5", "train", 7, source, n_sources=1).tolist() == [1, 3, 6]
+    assert training_subset("t.h5", "train", 7, source, n_sources=2).tolist() == [1, 2, 3, 5, 6]
+    assert training_subset("t.h5", "train", 7, source, n_images=2, n_sources=2).tolist() == [1, 2]
+    with pytest.raises(DatasetError, match="^t.h5: asked for 8 images but the train split holds 7$"):
+        training_subset("t.h5", "train", 7, None, n_images=8)
+    with pytest.raises(DatasetError, match="^t.h5: asked for 4 images but the val split holds 3$"):
+        training_subset("t.h5", "val", 7, source, n_images=4, n_sources=1)
 
 
 def test_ingested_tiles_are_shuffled_standardized_per_micrograph_and_chosen_by_micrograph(tmp_path, params):

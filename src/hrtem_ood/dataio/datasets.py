@@ -70,21 +70,38 @@ def domain_file(root: str | Path, domain: str, split: str) -> Path:
     return Path(root) / domain / f"{split}.h5"
 
 
+def training_subset(path: str | Path, split: str, n: int, source: np.ndarray | None, n_images: int | None = None,
+                    n_sources: int | None = None) -> np.ndarray:
+    """Indices of the images of a split of ``n`` images that a model trains on: every image; or the first
+    ``n_images``; or every tile of the first ``n_sources`` source micrographs (``source``: the split's
+    ``source_index``) in name order, the first ``n_images`` of them if both are given. One clear error names
+    ``path`` when the split holds fewer."""
+    keep = np.arange(n)
+    if n_sources is not None:
+        present = sorted(set(np.asarray(source).tolist()))
+        if n_sources > len(present):
+            raise DatasetError(f"{path}: asked for {n_sources} source micrographs but the {split} split "
+                               f"holds {len(present)}")
+        keep = np.flatnonzero(np.isin(source, present[:n_sources]))
+    if n_images is not None:
+        if n_images > len(keep):
+            raise DatasetError(f"{path}: asked for {n_images} images but the {split} split holds {len(keep)}")
+        keep = keep[:n_images]
+    return keep
+
+
 def split_size(root: str | Path, domain: str, split: str, n_images: int | None = None,
                n_sources: int | None = None) -> tuple[int, int]:
-    """(images, pixels per image) of a domain split, or of the subset a model trains on (the first ``n_images``
-    images, or every tile of the first ``n_sources`` source micrographs), from the file's metadata and its
-    ``source_index`` only: the size of a training task, for scheduling."""
+    """(images, pixels per image) of the :func:`training_subset` of a domain split, from the file's metadata and
+    its ``source_index`` only: the size of a training task, for scheduling."""
     path = domain_file(root, domain, split)
     try:
         with h5py.File(path, "r") as fh:
             n, h, w = fh["images"].shape
-            if n_sources is not None:
-                source = fh["source_index"][()]
-                n = int(np.isin(source, sorted(set(source.tolist()))[:n_sources]).sum())
+            source = fh["source_index"][()] if n_sources is not None else None
     except (OSError, KeyError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot read its images' shape ({exc})") from exc
-    return (n if n_images is None else min(n, n_images)), h * w
+    return len(training_subset(path, split, n, source, n_images, n_sources)), h * w
 
 
 def load_split(root: str | Path, domain: str, split: str) -> dict:

@@ -108,9 +108,9 @@ def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], desc: str,
     keep_freed_memory()
     addr = scheduler_address()
     workers = n_local_workers()
-    order = longest_first(len(items), costs)
     if not addr and (workers <= 1 or len(items) <= 1):
         return [func(x) for x in tqdm(items, desc=desc, unit="task", mininterval=1.0)]
+    order = longest_first(len(items), costs)
 
     from dask.distributed import Client, LocalCluster, as_completed
 

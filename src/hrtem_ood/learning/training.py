@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from hrtem_ood.dataio.datasets import DatasetError, load_split, read_h5
+from hrtem_ood.dataio.datasets import load_split, read_h5, training_subset
 from hrtem_ood.execution.grid import run_name
 from hrtem_ood.learning.evaluation import evaluate, model_input, training_loss
 from hrtem_ood.learning.model import build_model
@@ -214,20 +214,9 @@ def _train_set(domains_dir, domain: str, split: str, n_images: int | None, n_sou
     """A split's model inputs and masks: the first ``n_images`` images (all if None), or every tile of the
     first ``n_sources`` source micrographs in name order (an ingested domain: how many images were labelled)."""
     d = load_split(domains_dir, domain, split)
-    images, masks = model_input(d), d["masks"]
-    if n_sources is not None:
-        source = read_h5(d["path"], ("source_index",))[0]["source_index"]
-        present = sorted(set(source.tolist()))
-        if n_sources > len(present):
-            raise DatasetError(f"{d['path']}: asked for {n_sources} source micrographs but the {split} split "
-                               f"holds {len(present)}")
-        keep = np.isin(source, present[:n_sources])
-        images, masks = images[keep], masks[keep]
-    if n_images is not None:
-        if n_images > len(images):
-            raise DatasetError(f"{d['path']}: asked for {n_images} images but the {split} split holds {len(images)}")
-        images, masks = images[:n_images], masks[:n_images]
-    return images, masks
+    source = read_h5(d["path"], ("source_index",))[0]["source_index"] if n_sources is not None else None
+    keep = training_subset(d["path"], split, len(d["images"]), source, n_images, n_sources)
+    return model_input(d)[keep], d["masks"][keep]
 
 
 def saved_model_loss(model_file: str | Path, model_cfg: Model, domains_dir: str | Path, domain: str, split: str,
