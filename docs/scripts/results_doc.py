@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs/results/runs.json"
-TARGETS = {"docs/results.md": ("answer", "conditions", "dose", "structures", "real", "defocus"),
+TARGETS = {"docs/results.md": ("answer", "seeds", "conditions", "dose", "structures", "real", "defocus"),
            "docs/archive/results-history.md": ("presets", "numerics"),
            "README.md": ("default", "real_summary"), "docs/real-data.md": ("real", "labels", "labels_seed1"),
            "docs/ablations/optimizer.md": ("probes", "default_probes"),
@@ -122,6 +122,29 @@ def answer_table(runs: list[dict]) -> str:
         cells = [f"{_fmt(c[k]['value'])} {'✓' if c[k]['held'] else '✗'}" for c in cards]
         lines.append(f"| {name} | {want} | " + " | ".join(cells) + f" | {_fmt(cards[0][k]['study'])} |")
     lines.append("| held | | " + " | ".join(f"{sum(r['held'] for r in c)}/6" for c in cards) + " | 6/6 |")
+    return "\n".join(lines)
+
+
+#: The pretraining models whose OOD std decides measure 3b in this project's runs: the flattest three.
+FLATTEST = {"df0": "0 nm", "dfp5": "under 5 nm", "dfp10": "under 10 nm"}
+
+
+def seeds_table(runs: list[dict]) -> str:
+    """docs/results.md: the committed params at every seed run, a row each: the six measures, and the OOD std after
+    pretraining of the three flattest models, whose order decides measure 3b."""
+    per_seed = [r for r in _kind(runs, "defocus") if r["name"].startswith("default, seed ")]
+    lines = ["| seed | 1 | 2 | 3a | 3b: rank | 4 | in-domain | held | "  # the measures in SHORT's order
+             + " | ".join(f"OOD std, {v} model" for v in FLATTEST.values()) + " |", "|---" * (8 + len(FLATTEST)) + "|"]
+    held = [0] * len(SHORT)
+    for r in per_seed:
+        card = _card(r["head"])
+        held = [h + c["held"] for h, c in zip(held, card, strict=True)]
+        pg = r["head"]["ood_std_pretrain"]
+        lines.append(f"| {r['seeds']} | " + " | ".join(f"{_fmt(c['value'])} {'✓' if c['held'] else '✗'}" for c in card)
+                     + f" | {sum(c['held'] for c in card)}/6 | " + " | ".join(_fmt(pg[d]) for d in FLATTEST) + " |")
+    lines.append("| held at | " + " | ".join(f"{h}/{len(per_seed)}" for h in held)
+                 + f" | {sum(all(c['held'] for c in _card(r['head'])) for r in per_seed)}/{len(per_seed)} seeds |"
+                 + " |" * len(FLATTEST))
     return "\n".join(lines)
 
 
@@ -360,7 +383,7 @@ def render(name: str, runs: list[dict]) -> str:
     return {"presets": presets_table, "numerics": numerics_table, "default": default_summary,
             "conditions": conditions_table, "dose": dose_table, "structures": structures_table,
             "probes": probes_table, "default_probes": default_probes_table, "real": real_table,
-            "labels": labels_table, "real_summary": real_summary, "answer": answer_table,
+            "labels": labels_table, "real_summary": real_summary, "answer": answer_table, "seeds": seeds_table,
             "labels_seed1": lambda runs: labels_table(runs, "docs/results/labels-seed1.json")}[name](runs)
 
 
