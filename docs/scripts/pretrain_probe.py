@@ -1,12 +1,14 @@
 """A pretraining-only probe of the default params: train a few domains' pretraining models side by side
-(one thread each) with some params overridden, and print each model's in-domain loss and OOD std.
+(one thread each, as the stage) with some params overridden, and print each model's in-domain loss and OOD std
+(keyed ``domain/sN`` when ``train.seeds`` lists several seeds).
 
     python docs/scripts/pretrain_probe.py NAME '{"pretrain.lr": 0.003, "train.loss": "softmax_ce"}' [dfm10,dfp10] [LOG]
     python docs/scripts/pretrain_probe.py --measure DIR   # the pretraining measures of DIR/<domain>.csv
 
 Needs the default's data (`dvc repro` or `dvc pull` first). It trains what a pretraining stage trains,
-with the same code (hrtem_ood.execution.grid.stage_jobs and run_job), but one thread per model, so its numbers are
-close to, not byte-identical with, the stage's (2 threads). One JSON line per probe is appended to LOG
+with the same code (hrtem_ood.execution.grid.stage_jobs and run_job) and one thread per model, as the stage
+trains its models; probes of earlier defaults, whose stages used 2 threads, are close to, not byte-identical
+with, their stages' numbers. One JSON line per probe is appended to LOG
 (default docs/ablations/pretrain-probes.jsonl, the probes of issue 19's default; those of the retuned
 default are in docs/ablations/default-probes.jsonl); docs/ablations/optimizer.md quotes both.
 """
@@ -44,10 +46,13 @@ def probe(name: str, overrides: dict, domains: list[str]) -> dict:
     with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(run_job, jobs))
     out = {"name": name, "overrides": overrides, "wall_s": round(time.perf_counter() - t0)}
+    several_seeds = len(params.train.seeds) > 1
     for job, res in zip(jobs, results, strict=True):
         loss = {r["eval_domain"]: r["value"] for r in res["rows"] if r["metric"] == "paper_loss"}
-        ood = [v for d, v in loss.items() if d not in params.aggregate.exclude_from_std]
-        out[job["pretrain_domain"]] = {"in_domain": loss[job["pretrain_domain"]],
+        # the simulated domains only, as the aggregate stage: an ingested one is never in an OOD std
+        ood = [v for d, v in loss.items() if d in params.domains and d not in params.aggregate.exclude_from_std]
+        key = f"{job['pretrain_domain']}/s{job['seed']}" if several_seeds else job["pretrain_domain"]
+        out[key] = {"in_domain": loss[job["pretrain_domain"]],
                                        "ood_std": round(float(np.std(ood)), 4),
                                        "best_epoch": res["rows"][0]["epoch"], "loss_0nm": loss.get("df0")}
     return out
