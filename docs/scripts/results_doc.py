@@ -22,7 +22,7 @@ RUNS = ROOT / "docs/results/runs.json"
 TARGETS = {"docs/results.md": ("answer", "seeds", "conditions", "dose", "structures", "real", "defocus"),
            "docs/archive/results-history.md": ("presets", "numerics"),
            "README.md": ("default", "real_summary"), "docs/real-data.md": ("real", "labels", "labels_seed1"),
-           "docs/ablations/optimizer.md": ("probes", "default_probes"),
+           "docs/ablations/optimizer.md": ("probes", "default_probes", "zero_nm_probes"),
            "docs/matching.md": ("recommend", "real_match", "matched")}
 #: The study's numbers for the series it reports outside its defocus matrices (paper_loss units):
 #: Fig. 9.1, the dose series' diagonal after pretraining; Fig. 9.2, the extremes of the structure series'
@@ -260,6 +260,7 @@ def numerics_table(runs: list[dict]) -> str:
 PROBES = ROOT / "docs/ablations/pretrain-probes.jsonl"
 PROBE_DOMAINS = ("dfm10", "dfp10")
 DEFAULT_PROBES = ROOT / "docs/ablations/default-probes.jsonl"
+ZERO_NM_PROBES = ROOT / "docs/ablations/zero-nm-probes.jsonl"
 DEFAULT_PROBE_DOMAINS = ("dfm10", "dfm5", "dfp5", "dfp10")  # the in-domain measure's domains (0 nm excluded)
 
 
@@ -311,6 +312,28 @@ def default_probes_table(runs: list[dict]) -> str:
         lines.append(_probe_row(f"{r['name']}: its `pretrain` stages", over,
                                 _stage_models(r["head"], DEFAULT_PROBE_DOMAINS), "", DEFAULT_PROBE_DOMAINS))
     return "\n".join(lines + _logged_probe_rows(DEFAULT_PROBES, DEFAULT_PROBE_DOMAINS))
+
+
+def zero_nm_probes_table(runs: list[dict]) -> str:
+    """Measure 3b's three flattest models at every seed of the committed params: their pretraining stages (raw
+    weights) against a probe that keeps an average of the weights. Rank = the 0 nm model's among the three."""
+    probe = next(json.loads(line) for line in ZERO_NM_PROBES.read_text().splitlines()
+                 if "pretrain.ema_half_life_epochs" in json.loads(line)["overrides"])
+    lines = ["| seed | " + " | ".join(f"OOD std, {v} model: raw / averaged" for v in FLATTEST.values())
+             + " | 0 nm model's rank: raw / averaged | best epochs (0 nm, under 5, under 10): averaged |",
+             "|---" * (len(FLATTEST) + 3) + "|"]
+    ranks = {"raw": 0, "averaged": 0}
+    for r in _per_seed(runs):
+        raw = {d: r["head"]["ood_std_pretrain"][d] for d in FLATTEST}
+        avg = {d: probe[f"{d}/s{r['seeds']}"]["ood_std"] for d in FLATTEST}
+        rank = {k: sorted(v.values()).index(v["df0"]) + 1 for k, v in (("raw", raw), ("averaged", avg))}
+        ranks = {k: ranks[k] + (rank[k] <= 2) for k in ranks}
+        lines.append(f"| {r['seeds']} | " + " | ".join(f"{_fmt(raw[d])} / {_fmt(avg[d])}" for d in FLATTEST)
+                     + f" | {rank['raw']} / {rank['averaged']} | "
+                     + ", ".join(str(probe[f"{d}/s{r['seeds']}"]["best_epoch"]) for d in FLATTEST) + " |")
+    n = len(_per_seed(runs))
+    lines.append(f"| rank <= 2 at | | | | {ranks['raw']}/{n} / {ranks['averaged']}/{n} | |")
+    return "\n".join(lines)
 
 
 def probes_table(runs: list[dict]) -> str:
@@ -399,6 +422,7 @@ def render(name: str, runs: list[dict]) -> str:
             "conditions": conditions_table, "dose": dose_table, "structures": structures_table,
             "probes": probes_table, "default_probes": default_probes_table, "real": real_table,
             "labels": labels_table, "real_summary": real_summary, "answer": answer_table, "seeds": seeds_table,
+            "zero_nm_probes": zero_nm_probes_table,
             "labels_seed1": lambda runs: labels_table(runs, "docs/results/labels-seed1.json")}[name](runs)
 
 
