@@ -317,22 +317,23 @@ def default_probes_table(runs: list[dict]) -> str:
 def zero_nm_probes_table(runs: list[dict]) -> str:
     """Measure 3b's three flattest models at every seed of the committed params: their pretraining stages (raw
     weights) against a probe that keeps an average of the weights. Rank = the 0 nm model's among the three."""
-    probe = next(json.loads(line) for line in ZERO_NM_PROBES.read_text().splitlines()
-                 if "pretrain.ema_half_life_epochs" in json.loads(line)["overrides"])
+    logged = [json.loads(line) for line in ZERO_NM_PROBES.read_text().splitlines()]
+    probe = next(p for p in logged if "pretrain.ema_half_life_epochs" in p["overrides"])
     lines = ["| seed | " + " | ".join(f"OOD std, {v} model: raw / averaged" for v in FLATTEST.values())
              + " | 0 nm model's rank: raw / averaged | best epochs (0 nm, under 5, under 10): averaged |",
              "|---" * (len(FLATTEST) + 3) + "|"]
-    ranks = {"raw": 0, "averaged": 0}
-    for r in _per_seed(runs):
+    seeds = _per_seed(runs)
+    held = {"raw": 0, "averaged": 0}  # seeds where the 0 nm model ranks <= 2
+    for r in seeds:
         raw = {d: r["head"]["ood_std_pretrain"][d] for d in FLATTEST}
         avg = {d: probe[f"{d}/s{r['seeds']}"]["ood_std"] for d in FLATTEST}
         rank = {k: sorted(v.values()).index(v["df0"]) + 1 for k, v in (("raw", raw), ("averaged", avg))}
-        ranks = {k: ranks[k] + (rank[k] <= 2) for k in ranks}
+        for k in held:
+            held[k] += rank[k] <= 2
         lines.append(f"| {r['seeds']} | " + " | ".join(f"{_fmt(raw[d])} / {_fmt(avg[d])}" for d in FLATTEST)
                      + f" | {rank['raw']} / {rank['averaged']} | "
                      + ", ".join(str(probe[f"{d}/s{r['seeds']}"]["best_epoch"]) for d in FLATTEST) + " |")
-    n = len(_per_seed(runs))
-    lines.append(f"| rank <= 2 at | | | | {ranks['raw']}/{n} / {ranks['averaged']}/{n} | |")
+    lines.append(f"| rank <= 2 at | | | | {held['raw']}/{len(seeds)} / {held['averaged']}/{len(seeds)} | |")
     return "\n".join(lines)
 
 
