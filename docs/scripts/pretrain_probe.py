@@ -52,9 +52,8 @@ def probe(name: str, overrides: dict, domains: list[str]) -> dict:
         # the simulated domains only, as the aggregate stage: an ingested one is never in an OOD std
         ood = [v for d, v in loss.items() if d in params.domains and d not in params.aggregate.exclude_from_std]
         key = f"{job['pretrain_domain']}/s{job['seed']}" if several_seeds else job["pretrain_domain"]
-        out[key] = {"in_domain": loss[job["pretrain_domain"]],
-                                       "ood_std": round(float(np.std(ood)), 4),
-                                       "best_epoch": res["rows"][0]["epoch"], "loss_0nm": loss.get("df0")}
+        out[key] = {"in_domain": loss[job["pretrain_domain"]], "ood_std": round(float(np.std(ood)), 4),
+                    "best_epoch": res["rows"][0]["epoch"], "loss_0nm": loss.get("df0")}
     return out
 
 

@@ -114,8 +114,8 @@ def default_summary(runs: list[dict]) -> str:
                      f"{_fmt(b['value'])} {'✓' if b['held'] else '✗'} | {_fmt(a['study'])} |")
     lines.append(f"| held | | {sum(r['held'] for r in c0)}/6 | {sum(r['held'] for r in cp)}/6 | 6/6 |")
     cards = [_card(r["head"]) for r in _per_seed(runs)]
-    held = {name: sum(c[k]["held"] for c in cards) for k, name in enumerate(MEASURE_IDS)}
-    missed = [f"{name} holds at {n}" for name, n in held.items() if n < len(cards)]
+    missed = [f"{name} holds at {n}" for name, n in zip(MEASURE_IDS, _held_by_measure(cards), strict=True)
+              if n < len(cards)]
     lines += ["", f"At {len(cards)} seeds, " + (", ".join(missed) + " and every other measure" if missed else
                                                "every measure") + f" at all {len(cards)} (`docs/results.md`)."]
     return "\n".join(lines)
@@ -144,21 +144,24 @@ def _per_seed(runs: list[dict]) -> list[dict]:
     return [r for r in _kind(runs, "defocus") if r["name"].startswith("default, seed ")]
 
 
+def _held_by_measure(cards: list[list[dict]]) -> list[int]:
+    """How many of the runs' scorecards hold each measure."""
+    return [sum(c[k]["held"] for c in cards) for k in range(len(SHORT))]
+
+
 def seeds_table(runs: list[dict]) -> str:
     """docs/results.md: the committed params at every seed run, a row each: the six measures, and the OOD std after
     pretraining of the three flattest models, whose order decides measure 3b."""
     per_seed = _per_seed(runs)
+    cards = [_card(r["head"]) for r in per_seed]
     lines = ["| seed | " + " | ".join(MEASURE_IDS).replace("3b", "3b: rank") + " | held | "
              + " | ".join(f"OOD std, {v} model" for v in FLATTEST.values()) + " |", "|---" * (8 + len(FLATTEST)) + "|"]
-    held = [0] * len(SHORT)
-    for r in per_seed:
-        card = _card(r["head"])
-        held = [h + c["held"] for h, c in zip(held, card, strict=True)]
+    for r, card in zip(per_seed, cards, strict=True):
         pg = r["head"]["ood_std_pretrain"]
         lines.append(f"| {r['seeds']} | " + " | ".join(f"{_fmt(c['value'])} {'✓' if c['held'] else '✗'}" for c in card)
                      + f" | {sum(c['held'] for c in card)}/6 | " + " | ".join(_fmt(pg[d]) for d in FLATTEST) + " |")
-    lines.append("| held at | " + " | ".join(f"{h}/{len(per_seed)}" for h in held)
-                 + f" | {sum(all(c['held'] for c in _card(r['head'])) for r in per_seed)}/{len(per_seed)} seeds |"
+    lines.append("| held at | " + " | ".join(f"{h}/{len(cards)}" for h in _held_by_measure(cards))
+                 + f" | {sum(all(c['held'] for c in card) for card in cards)}/{len(cards)} seeds |"
                  + " |" * len(FLATTEST))
     return "\n".join(lines)
 
