@@ -99,8 +99,8 @@ def layout(params) -> None:
 
     from hrtem_ood.learning.training import choose_numerics
 
-    print("\n2. layout of one model (bare loop; best of 3 interleaved rounds), before: bf16 + channels_last on every "
-          "CPU; after: the rule")
+    print("\n2. layout of one model (bare loop; best of 3 interleaved rounds), before: channels_last on every CPU; "
+          "after: the rule")
     ctx = multiprocessing.get_context("spawn")
     for threads in (1, 2):
         num = choose_numerics(params.train, torch.device("cpu"), threads)
@@ -128,7 +128,10 @@ def _model(args) -> float:
 
 
 def schedule(params) -> None:
+    import torch
+
     from hrtem_ood.execution.grid import model_threads, side_by_side
+    from hrtem_ood.learning.training import choose_numerics
 
     n = 5
     k, threads = side_by_side(params.train, n), model_threads(params.train, n)
@@ -143,7 +146,9 @@ def schedule(params) -> None:
         t0 = time.perf_counter()
         list(pool.map(_model, [(threads, "auto", params)] * n))
         after = time.perf_counter() - t0
-    print(f"  before: one after another on {params.train.threads} threads, bf16 + channels_last: {before:6.1f} s")
+    before_num = choose_numerics(params.train.model_copy(update={"memory_format": "channels_last"}),
+                                 torch.device("cpu"), params.train.threads).label
+    print(f"  before: one after another on {params.train.threads} threads, {before_num}: {before:6.1f} s")
     print(f"  after: {k} side by side on {threads} thread(s) each, auto layout: {after:6.1f} s  {before / after:4.2f}x")
 
 
