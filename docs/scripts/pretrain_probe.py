@@ -5,6 +5,9 @@
     python docs/scripts/pretrain_probe.py NAME '{"pretrain.lr": 0.003, "train.loss": "softmax_ce"}' [dfm10,dfp10] [LOG]
     python docs/scripts/pretrain_probe.py --measure DIR   # the pretraining measures of DIR/<domain>.csv
 
+Options before NAME: ``--domains-dir DIR`` trains on another version's datasets (default: data/domains), and
+``--threads N`` gives each model N threads (default 1, as the stage).
+
 Needs the default's data (`dvc repro` or `dvc pull` first). It trains what a pretraining stage trains,
 with the same code (hrtem_ood.execution.grid.stage_jobs and run_job) and one thread per model, as the stage
 trains its models; probes of earlier defaults, whose stages used 2 threads, are close to, not byte-identical
@@ -35,17 +38,20 @@ ROOT = Path(__file__).resolve().parents[2]
 LOG = ROOT / "docs/ablations/pretrain-probes.jsonl"
 
 
-def probe(name: str, overrides: dict, domains: list[str]) -> dict:
+def probe(name: str, overrides: dict, domains: list[str], domains_dir: Path = ROOT / "data/domains",
+          threads: int = 1) -> dict:
     params = load_params(ROOT / "params.yaml")
     for key, value in overrides.items():
         section, sub = key.split(".", 1)
         params[section][sub] = value
     params = validate(params)
-    jobs = [dict(job, threads=1) for d in domains for job in stage_jobs(params, "pretrain", d, ROOT / "data/domains")]
+    jobs = [dict(job, threads=threads) for d in domains for job in stage_jobs(params, "pretrain", d, domains_dir)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(run_job, jobs))
     out = {"name": name, "overrides": overrides, "wall_s": round(time.perf_counter() - t0)}
+    if domains_dir != ROOT / "data/domains" or threads != 1:
+        out.update(domains_dir=str(domains_dir), threads=threads)
     several_seeds = len(params.train.seeds) > 1
     for job, res in zip(jobs, results, strict=True):
         loss = {r["eval_domain"]: r["value"] for r in res["rows"] if r["metric"] == "paper_loss"}
@@ -75,8 +81,13 @@ if __name__ == "__main__":
     if sys.argv[1] == "--measure":
         print(json.dumps(measure(Path(sys.argv[2]))))
         sys.exit(0)
-    domains = sys.argv[3].split(",") if len(sys.argv) > 3 else ["dfm10", "dfp10"]
-    result = probe(sys.argv[1], json.loads(sys.argv[2]), domains)
+    args, options = sys.argv[1:], {}
+    while args[0] in ("--domains-dir", "--threads"):
+        options[args[0]] = args[1]
+        args = args[2:]
+    domains = args[2].split(",") if len(args) > 2 else ["dfm10", "dfp10"]
+    result = probe(args[0], json.loads(args[1]), domains, Path(options.get("--domains-dir", ROOT / "data/domains")),
+                   int(options.get("--threads", 1)))
     print(json.dumps(result))
-    with open(sys.argv[4] if len(sys.argv) > 4 else LOG, "a") as fh:
+    with open(args[3] if len(args) > 3 else LOG, "a") as fh:
         fh.write(json.dumps(result) + "\n")
