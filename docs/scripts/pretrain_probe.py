@@ -36,9 +36,10 @@ from hrtem_ood.results.results_io import read_results
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG = ROOT / "docs/ablations/pretrain-probes.jsonl"
+DOMAINS = ROOT / "data/domains"
 
 
-def probe(name: str, overrides: dict, domains: list[str], domains_dir: Path = ROOT / "data/domains",
+def probe(name: str, overrides: dict, domains: list[str], domains_dir: Path = DOMAINS,
           threads: int = 1) -> dict:
     params = load_params(ROOT / "params.yaml")
     for key, value in overrides.items():
@@ -50,7 +51,7 @@ def probe(name: str, overrides: dict, domains: list[str], domains_dir: Path = RO
     with ProcessPoolExecutor(len(jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(run_job, jobs))
     out = {"name": name, "overrides": overrides, "wall_s": round(time.perf_counter() - t0)}
-    if domains_dir != ROOT / "data/domains" or threads != 1:
+    if domains_dir != DOMAINS or threads != 1:
         out.update(domains_dir=str(domains_dir), threads=threads)
     several_seeds = len(params.train.seeds) > 1
     for job, res in zip(jobs, results, strict=True):
@@ -86,7 +87,7 @@ if __name__ == "__main__":
         options[args[0]] = args[1]
         args = args[2:]
     domains = args[2].split(",") if len(args) > 2 else ["dfm10", "dfp10"]
-    result = probe(args[0], json.loads(args[1]), domains, Path(options.get("--domains-dir", ROOT / "data/domains")),
+    result = probe(args[0], json.loads(args[1]), domains, Path(options.get("--domains-dir", DOMAINS)),
                    int(options.get("--threads", 1)))
     print(json.dumps(result))
     with open(args[3] if len(args) > 3 else LOG, "a") as fh:
