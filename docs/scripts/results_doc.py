@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "docs/results/runs.json"
-TARGETS = {"docs/results.md": ("answer", "seeds", "conditions", "dose", "structures", "real", "defocus"),
+TARGETS = {"docs/results.md": ("answer", "seeds", "versions", "conditions", "dose", "structures", "real", "defocus"),
            "docs/archive/results-history.md": ("presets", "numerics"),
            "README.md": ("default", "real_summary"), "docs/real-data.md": ("real", "labels", "labels_seed1"),
            "docs/ablations/optimizer.md": ("probes", "default_probes", "zero_nm_probes"),
@@ -340,6 +341,56 @@ def zero_nm_probes_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+VERSION_PROBES = ROOT / "docs/ablations/versions-3b-probes.jsonl"
+#: Full runs of each version, one seed each, by the CPU that made them; this version's Intel Xeon seeds are
+#: the seeds table's runs. More seeds come from VERSION_PROBES (pretraining of the three flattest models only).
+VERSION_RUNS = {"previous": {"Intel Xeon, bf16": ["docs/results/labels16-s0.json", "docs/results/labels16-s1.json",
+                                                  "docs/results/labels16-s2.json"],
+                             "AMD EPYC, float32": ["docs/results/amd-previous-s0.json"]},
+                "this": {"AMD EPYC, float32": ["docs/results/amd-default-s0.json"]}}
+
+
+def versions_table(runs: list[dict]) -> str:
+    """docs/results.md: measure 3b's three flattest models in the previous default and this version, seed by seed
+    on both CPUs: their OOD std after pretraining, the 0 nm model's rank among them, and its distance above the
+    flatter of the other two (negative: it is the flattest)."""
+    heads = {r["metrics"]: r for r in runs}
+    found = {v: {} for v in VERSION_RUNS}  # version -> (cpu, seed) -> {domain: OOD std}
+    for version, by_cpu in VERSION_RUNS.items():
+        for cpu, paths in by_cpu.items():
+            for r in [heads[p] for p in paths]:
+                found[version][cpu, int(r["seeds"])] = r["head"]["ood_std_pretrain"]
+    for r in _per_seed(runs):
+        found["this"]["Intel Xeon, bf16", int(r["seeds"])] = r["head"]["ood_std_pretrain"]
+    for line in VERSION_PROBES.read_text().splitlines():
+        pr = json.loads(line)
+        found[pr["version"]][pr["cpu"], pr["seed"]] = {d: pr[d]["ood_std"] for d in FLATTEST}
+    names = {"previous": "the previous default", "this": "this version"}
+    lines = ["| CPU | seed | " + " | ".join(f"{names[v]}: OOD std, " + " / ".join(FLATTEST.values())
+                                           + " | rank | above the flattest" for v in names) + " |", "|---" * 8 + "|"]
+    summary = {v: [] for v in found}  # version -> [(rank, distance)]
+    for key in sorted(set(found["previous"]) | set(found["this"]), key=lambda k: (not k[0].startswith("Intel"), k[1])):
+        cells = []
+        for version in names:
+            pg = found[version].get(key)
+            if pg is None:
+                cells.append("– | | ")
+                continue
+            rank = 1 + sum(pg[d] < pg["df0"] for d in FLATTEST)
+            gap = pg["df0"] - min(pg[d] for d in FLATTEST if d != "df0")
+            summary[version].append((rank, gap))
+            cells.append(" / ".join(_fmt(round(pg[d], 4)) for d in FLATTEST)
+                         + f" | {rank} {'✓' if rank <= 2 else '✗'} | {gap:+.4f}")
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
+    cells = []
+    for version in names:
+        ranks, gaps = zip(*summary[version], strict=True)
+        cells.append(f"| rank <= 2 at {sum(r <= 2 for r in ranks)}/{len(ranks)} "
+                     f"| mean {statistics.mean(gaps):+.4f}, sd {statistics.stdev(gaps):.4f}")
+    lines.append("| held | | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def probes_table(runs: list[dict]) -> str:
     """Pretraining-only probes (docs/scripts/pretrain_probe.py) against the stage numbers of the params they
     started from (issue 19's default, committed float32 run on the AVX2 CPU)."""
@@ -426,7 +477,7 @@ def render(name: str, runs: list[dict]) -> str:
             "conditions": conditions_table, "dose": dose_table, "structures": structures_table,
             "probes": probes_table, "default_probes": default_probes_table, "real": real_table,
             "labels": labels_table, "real_summary": real_summary, "answer": answer_table, "seeds": seeds_table,
-            "zero_nm_probes": zero_nm_probes_table,
+            "zero_nm_probes": zero_nm_probes_table, "versions": versions_table,
             "labels_seed1": lambda runs: labels_table(runs, "docs/results/labels-seed1.json")}[name](runs)
 
 
