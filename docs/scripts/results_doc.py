@@ -318,6 +318,11 @@ def default_probes_table(runs: list[dict]) -> str:
     return "\n".join(lines + _logged_probe_rows(DEFAULT_PROBES, DEFAULT_PROBE_DOMAINS))
 
 
+def _zero_nm_rank(ood_std: dict) -> int:
+    """The 0 nm model's rank by OOD std among the FLATTEST models (1 = lowest), as measure 3b ranks it."""
+    return 1 + sum(ood_std[d] < ood_std["df0"] for d in FLATTEST)
+
+
 def zero_nm_probes_table(runs: list[dict]) -> str:
     """Measure 3b's three flattest models at every seed of the committed params: their pretraining stages (raw
     weights) against a probe that keeps an average of the weights. Rank = the 0 nm model's among the three."""
@@ -331,7 +336,7 @@ def zero_nm_probes_table(runs: list[dict]) -> str:
     for r in seeds:
         raw = {d: r["head"]["ood_std_pretrain"][d] for d in FLATTEST}
         avg = {d: probe[f"{d}/s{r['seeds']}"]["ood_std"] for d in FLATTEST}
-        rank = {k: sorted(v.values()).index(v["df0"]) + 1 for k, v in (("raw", raw), ("averaged", avg))}
+        rank = {k: _zero_nm_rank(v) for k, v in (("raw", raw), ("averaged", avg))}
         for k in held:
             held[k] += rank[k] <= 2
         lines.append(f"| {r['seeds']} | " + " | ".join(f"{_fmt(raw[d])} / {_fmt(avg[d])}" for d in FLATTEST)
@@ -358,8 +363,8 @@ def versions_table(runs: list[dict]) -> str:
     found = {v: {} for v in VERSION_RUNS}  # version -> (cpu, seed) -> {domain: OOD std}
     for version, by_cpu in VERSION_RUNS.items():
         for cpu, paths in by_cpu.items():
-            for r in [heads[p] for p in paths]:
-                found[version][cpu, int(r["seeds"])] = r["head"]["ood_std_pretrain"]
+            for path in paths:
+                found[version][cpu, int(heads[path]["seeds"])] = heads[path]["head"]["ood_std_pretrain"]
     for r in _per_seed(runs):
         found["this"]["Intel Xeon, bf16", int(r["seeds"])] = r["head"]["ood_std_pretrain"]
     for line in VERSION_PROBES.read_text().splitlines():
@@ -376,7 +381,7 @@ def versions_table(runs: list[dict]) -> str:
             if pg is None:
                 cells.append("– | | ")
                 continue
-            rank = 1 + sum(pg[d] < pg["df0"] for d in FLATTEST)
+            rank = _zero_nm_rank(pg)
             gap = pg["df0"] - min(pg[d] for d in FLATTEST if d != "df0")
             summary[version].append((rank, gap))
             cells.append(" / ".join(_fmt(round(pg[d], 4)) for d in FLATTEST)
